@@ -1,0 +1,491 @@
+"""Readers for each corpus file format: bytes in, (line, title, abstract) records out.
+
+Each reader either returns every record it found or raises `CorpusFormatError` with the
+line; in lenient mode it returns what it could not read as (line, title, reason) instead.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from typing import NamedTuple
+from pathlib import Path
+
+from .errors import CorpusFormatError
+
+FORMATS = ("listing", "bibtex", "csv", "tsv", "json", "jsonl")
+_BY_SUFFIX = {".bib": "bibtex", ".bibtex": "bibtex", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
+              ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_SNIFFED_SUFFIXES = {"", ".txt", ".text", ".md", ".list", ".listing"}
+
+
+class RawRecord(NamedTuple):
+    line: int
+    title: str
+    abstract: str
+
+
+Skipped = tuple[int | None, str, str]  # line, title (may be ''), reason
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def has_undecodable(text: str) -> bool:
+    """True if decoding left lone surrogates (bytes invalid in the encoding, kept by surrogateescape)."""
+    return _SURROGATE.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """Text safe to print even if it holds undecodable bytes."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _decode(data: bytes, path: Path, encoding: str, strict: bool) -> tuple[str, bool]:
+    """The text, and whether invalid bytes were kept as lone surrogates (lenient mode only)."""
+    lossy = False
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        if strict:
+            line = data[: e.start].count(b"\n") + 1
+            raise CorpusFormatError(
+                path, line, f"byte 0x{data[e.start]:02x} is not valid {encoding}: expected text in {encoding} "
+                f"(pass encoding=... for another encoding)"
+            ) from None
+        text, lossy = data.decode(encoding, errors="surrogateescape"), True
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    return text.removeprefix("\ufeff"), lossy
+
+
+def detect_format(path: Path, text: str) -> str:
+    """The format named by the suffix, else sniffed from the first characters of the text."""
+    suffix = path.suffix.lower()
+    if suffix in _BY_SUFFIX:
+        return _BY_SUFFIX[suffix]
+    head = text.lstrip()
+    first_line = head.split("\n", 1)[0].lower()
+    if head.startswith("@"):
+        return "bibtex"
+    if head.startswith("["):
+        return "json"
+    if head.startswith("{"):
+        return "jsonl" if first_line.rstrip().endswith("}") else "json"
+    if "title" in first_line and "abstract" in first_line:
+        if "\t" in first_line:
+            return "tsv"
+        if "," in first_line:
+            return "csv"
+    if suffix in _SNIFFED_SUFFIXES:
+        return "listing"
+    raise CorpusFormatError(path, 1, f"unknown corpus format {suffix!r}: {_EXPECTED_FORMATS}")
+
+
+_EXPECTED_FORMATS = ("expected a listing (title and abstract lines alternating), BibTeX (.bib), "
+                     "CSV/TSV or JSON/JSON Lines with 'title' and 'abstract' columns")
+
+
+def read_records(path: Path, *, encoding: str, strict: bool, format: str | None):
+    """(format, records, skipped, lossy) of one file; lossy: undecodable bytes were kept as surrogates."""
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusFormatError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise CorpusFormatError(path, None, "is a folder, expected a corpus file") from None
+    if b"\x00" in data[:4096]:
+        raise CorpusFormatError(path, None, f"binary file, unknown corpus format: {_EXPECTED_FORMATS}")
+    text, lossy = _decode(data, path, encoding, strict)
+    if not text.strip():
+        raise CorpusFormatError(path, 1, "empty file: expected at least one paper (a title and its abstract)")
+    fmt = format or detect_format(path, text)
+    reader = {"listing": read_listing, "bibtex": read_bibtex, "csv": read_delimited, "tsv": read_delimited,
+              "json": read_json, "jsonl": read_jsonl}[fmt]
+    if fmt in ("csv", "tsv"):
+        records, skipped = reader(text, path, strict, delimiter="\t" if fmt == "tsv" else ",")
+    else:
+        records, skipped = reader(text, path, strict)
+    if not records and not skipped:
+        raise CorpusFormatError(path, None, f"no papers found: {_EXPECTED_FORMATS}")
+    return fmt, records, skipped, lossy
+
+
+# --- the listing page --------------------------------------------------------------------------
+
+# Lines a saved listing page puts before the first title, and words it glues to that title.
+_BOILERPLATE = re.compile(r"^(get trending papers|subscribe|sign (in|up)|log ?in|newsletter|trending papers)\b", re.I)
+_GLUED_PREFIX = re.compile(r"^(?:Subscribe|Sign up|Log in)(?=[A-Z0-9\"'(\[])")
+_TITLE_MAX = 300
+_SENTENCE_BREAK = re.compile(r"[a-z]{3}\. +[A-Z]")  # ". W" after a word: a sentence break, not "vs." or "e.g."
+
+
+def _looks_like_abstract(line: str) -> bool:
+    """Long, or more than one sentence of some length: an abstract, not a title."""
+    return len(line) > _TITLE_MAX or (len(line) > 150 and _SENTENCE_BREAK.search(line) is not None)
+
+
+def read_listing(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+    """Title and abstract lines alternating, after the page's leading boilerplate; blank lines ignored."""
+    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1)]
+    lines = [(i, ln) for i, ln in lines if ln]
+    start = 0
+    while start < len(lines) and _BOILERPLATE.match(lines[start][1]) and not _GLUED_PREFIX.match(lines[start][1]):
+        start += 1
+    lines = lines[start:]
+    if lines:
+        lineno, first = lines[0]
+        lines[0] = (lineno, _GLUED_PREFIX.sub("", first, count=1))
+
+    records: list[RawRecord] = []
+    skipped: list[Skipped] = []
+
+    def fail(lineno: int, title: str, reason: str) -> None:
+        if strict:
+            raise CorpusFormatError(path, lineno, reason)
+        skipped.append((lineno, printable(title), reason))
+
+    k = 0
+    n = len(lines)
+    while k < n:
+        lineno, line = lines[k]
+        if _looks_like_abstract(line):
+            fail(lineno, "", f"expected a title line, found an abstract-like line ({len(line)} characters) "
+                              "with no title before it")
+            k += 1
+            continue
+        if k + 1 >= n:
+            fail(lineno, line, f"expected an abstract line after the title {printable(line)[:60]!r}, found the end of the file")
+            break
+        next_no, nxt = lines[k + 1]
+        # A short line followed by an abstract-like line is the next title: this title lost its abstract.
+        if not _looks_like_abstract(nxt) and k + 2 < n and _looks_like_abstract(lines[k + 2][1]):
+            fail(lineno, line, f"expected an abstract line after the title {printable(line)[:60]!r}, "
+                               f"found another title at line {next_no}")
+            k += 1
+            continue
+        records.append(RawRecord(lineno, line, nxt))
+        k += 2
+    return records, skipped
+
+
+# --- BibTeX --------------------------------------------------------------------------------------
+
+_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303", "=": "\u0304",
+            ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b", "c": "\u0327", "k": "\u0328",
+            "r": "\u030a", "d": "\u0323", "b": "\u0331"}
+_LETTERS = {"ss": "ß", "o": "ø", "O": "Ø", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ",
+            "l": "ł", "L": "Ł", "i": "ı", "j": "ȷ"}
+_ACCENT_CMD = re.compile(r"\\([`'^\"~=.]|[uvHckrdb](?![a-zA-Z]))\s*(?:\{\s*(\\?[a-zA-Z])\s*\}|(\\?[a-zA-Z]))")
+_LETTER_CMD = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L|i|j)(?![a-zA-Z])\s?")
+_SIMPLE_ESCAPES = {r"\&": "&", r"\%": "%", r"\$": "$", r"\#": "#", r"\_": "_", r"\{": "{", r"\}": "}",
+                   "~": " ", "--": "–", "``": "“", "''": "”"}
+_FORMAT_CMD = re.compile(r"\\(?:emph|textit|textbf|textsc|texttt|mathrm|mathbf|text)\s*")
+
+
+def clean_latex(value: str) -> str:
+    """Turn BibTeX field text into plain Unicode: accents, escapes and protective braces removed."""
+    def accent(m: re.Match) -> str:
+        base = (m.group(2) or m.group(3)).lstrip("\\")
+        base = {"i": "i", "j": "j"}.get(base, base)
+        return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
+
+    value = _ACCENT_CMD.sub(accent, value)
+    value = _LETTER_CMD.sub(lambda m: _LETTERS[m.group(1)], value)
+    value = _FORMAT_CMD.sub("", value)
+    for src, dst in _SIMPLE_ESCAPES.items():
+        value = value.replace(src, dst)
+    value = value.replace("{", "").replace("}", "")
+    return " ".join(value.split())
+
+
+class _BibScanner:
+    """A position-tracking scanner over BibTeX text (line numbers for errors)."""
+
+    def __init__(self, text: str, path: Path):
+        self.text, self.path, self.pos = text, path, 0
+
+    def line(self, pos: int | None = None) -> int:
+        return self.text.count("\n", 0, self.pos if pos is None else pos) + 1
+
+    def error(self, message: str, pos: int | None = None) -> CorpusFormatError:
+        return CorpusFormatError(self.path, self.line(pos), message)
+
+    def skip_space(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def expect(self, ch: str, what: str) -> None:
+        self.skip_space()
+        if self.pos >= len(self.text) or self.text[self.pos] != ch:
+            found = repr(self.text[self.pos]) if self.pos < len(self.text) else "the end of the file"
+            raise self.error(f"expected {what}, found {found}")
+        self.pos += 1
+
+    def name(self, what: str) -> str:
+        self.skip_space()
+        m = re.compile(r"[^\s,={}()\"#]+").match(self.text, self.pos)
+        if not m:
+            raise self.error(f"expected {what}")
+        self.pos = m.end()
+        return m.group(0)
+
+    def braced(self) -> str:
+        start, depth = self.pos, 0
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "\\":
+                self.pos += 2
+                continue
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    self.pos += 1
+                    return self.text[start + 1 : self.pos - 1]
+            self.pos += 1
+        raise self.error("expected a closing '}' for the brace opened here", start)
+
+    def quoted(self) -> str:
+        start, depth = self.pos, 0
+        self.pos += 1
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "\\":
+                self.pos += 2
+                continue
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            elif ch == '"' and depth == 0:
+                self.pos += 1
+                return self.text[start + 1 : self.pos - 1]
+            self.pos += 1
+        raise self.error('expected a closing \'"\' for the quote opened here', start)
+
+    def value(self, strings: dict[str, str]) -> str:
+        parts = []
+        while True:
+            self.skip_space()
+            ch = self.text[self.pos] if self.pos < len(self.text) else ""
+            if ch == "{":
+                parts.append(self.braced())
+            elif ch == '"':
+                parts.append(self.quoted())
+            elif ch and (ch.isalnum() or ch in "_-:."):
+                word = self.name("a field value")
+                parts.append(word if word.isdigit() else strings.get(word.lower(), word))
+            else:
+                raise self.error("expected a field value: {...}, \"...\", a number or a @string name")
+            self.skip_space()
+            if self.pos < len(self.text) and self.text[self.pos] == "#":
+                self.pos += 1
+                continue
+            return "".join(parts)
+
+
+def read_bibtex(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+    """Entries with `title` and `abstract` fields; @string macros honoured, @comment/@preamble ignored."""
+    sc = _BibScanner(text, path)
+    records: list[RawRecord] = []
+    skipped: list[Skipped] = []
+    strings: dict[str, str] = {}
+    for m in re.finditer(r"@\s*([a-zA-Z]+)\s*([{(])", text):
+        if m.start() < sc.pos:
+            continue  # an '@' inside the previous entry's text
+        kind = m.group(1).lower()
+        start_line = sc.line(m.start())
+        sc.pos = m.end()
+        closer = "}" if m.group(2) == "{" else ")"
+        if kind in ("comment", "preamble"):
+            sc.pos = m.end() - 1
+            if m.group(2) == "{":
+                sc.braced()
+            continue
+        try:
+            fields: dict[str, str] = {}
+            if kind != "string":
+                sc.name("a citation key")
+                sc.expect(",", "',' after the citation key")
+            while True:
+                sc.skip_space()
+                if sc.pos < len(text) and text[sc.pos] == closer:
+                    sc.pos += 1
+                    break
+                field_name = sc.name("a field name or the end of the entry").lower()
+                sc.expect("=", f"'=' after the field name {field_name!r}")
+                fields[field_name] = sc.value(strings)
+                sc.skip_space()
+                if sc.pos < len(text) and text[sc.pos] == ",":
+                    sc.pos += 1
+                elif sc.pos < len(text) and text[sc.pos] == closer:
+                    sc.pos += 1
+                    break
+                else:
+                    raise sc.error(f"expected ',' or '{closer}' after the field {field_name!r}")
+        except CorpusFormatError as e:
+            if strict:
+                raise
+            skipped.append((start_line, "", f"unreadable @{kind} entry: {e.reason} (line {e.line})"))
+            nxt = re.compile(r"\n\s*@").search(text, sc.pos if sc.pos > m.end() else m.end())
+            sc.pos = nxt.start() + 1 if nxt else len(text)
+            continue
+        if kind == "string":
+            strings.update(fields)
+            continue
+        title, abstract = clean_latex(fields.get("title", "")), clean_latex(fields.get("abstract", ""))
+        if not title or not abstract:
+            missing = "title" if not title else "abstract"
+            reason = f"expected {'an' if missing == 'abstract' else 'a'} '{missing}' field in the @{kind} entry"
+            if strict:
+                raise CorpusFormatError(path, start_line, reason)
+            skipped.append((start_line, title, reason))
+            continue
+        records.append(RawRecord(start_line, title, abstract))
+    return records, skipped
+
+
+# --- tables: CSV, TSV, JSON, JSON Lines -------------------------------------------------------------
+
+_TITLE_KEYS = ("title",)
+_ABSTRACT_KEYS = ("abstract", "abstract note", "abstractnote", "summary")
+
+
+def _pick(keys: list[str], wanted: tuple[str, ...]) -> str | None:
+    lowered = {k.strip().lower(): k for k in keys if isinstance(k, str)}
+    for w in wanted:
+        if w in lowered:
+            return lowered[w]
+    return None
+
+
+def _columns(keys: list[str], path: Path, line: int) -> tuple[str, str]:
+    t, a = _pick(keys, _TITLE_KEYS), _pick(keys, _ABSTRACT_KEYS)
+    if t is None or a is None:
+        shown = ", ".join(repr(k) for k in keys[:12])
+        raise CorpusFormatError(path, line, f"expected columns 'title' and 'abstract' (any case), found {shown or 'none'}")
+    return t, a
+
+
+def read_delimited(text: str, path: Path, strict: bool, *, delimiter: str) -> tuple[list[RawRecord], list[Skipped]]:
+    """CSV or TSV with a header row; quoted fields may span lines."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CorpusFormatError(path, 1, "expected a header row with 'title' and 'abstract'") from None
+    t_col, a_col = _columns(header, path, 1)
+    ti, ai = header.index(t_col), header.index(a_col)
+    records: list[RawRecord] = []
+    skipped: list[Skipped] = []
+    line = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            if strict:
+                raise CorpusFormatError(path, line, f"expected a well-formed {'TSV' if delimiter == chr(9) else 'CSV'} row: {e}") from None
+            skipped.append((line, "", f"malformed row: {e}"))
+            line = reader.line_num + 1
+            continue
+        start, line = line, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            reason = f"expected {len(header)} fields as in the header, found {len(row)}"
+            if strict:
+                raise CorpusFormatError(path, start, reason)
+            skipped.append((start, row[ti] if ti < len(row) else "", reason))
+            continue
+        records.append(RawRecord(start, row[ti], row[ai]))
+    return records, skipped
+
+
+def _json_record(obj, path: Path, line: int, strict: bool, skipped: list[Skipped]) -> RawRecord | None:
+    if not isinstance(obj, dict):
+        reason = f"expected an object with 'title' and 'abstract', found {type(obj).__name__}"
+        if strict:
+            raise CorpusFormatError(path, line, reason)
+        skipped.append((line, "", reason))
+        return None
+    t, a = _pick(list(obj), _TITLE_KEYS), _pick(list(obj), _ABSTRACT_KEYS)
+    if t is None or a is None:
+        reason = f"expected keys 'title' and 'abstract', found {', '.join(map(repr, list(obj)[:12]))}"
+        if strict:
+            raise CorpusFormatError(path, line, reason)
+        skipped.append((line, str(obj.get(t, "")) if t else "", reason))
+        return None
+    return RawRecord(line, str(obj[t] or ""), str(obj[a] or ""))
+
+
+def read_json(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+    """A JSON array of objects (or an object holding one under 'papers'/'items'/'records'/'data')."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CorpusFormatError(path, e.lineno, f"expected valid JSON: {e.msg} (column {e.colno})") from None
+    if isinstance(data, dict):
+        key = next((k for k in ("papers", "items", "records", "data") if isinstance(data.get(k), list)), None)
+        if key is None:
+            raise CorpusFormatError(path, 1, "expected a JSON array of papers, or an object with a 'papers' array")
+        data = data[key]
+    if not isinstance(data, list):
+        raise CorpusFormatError(path, 1, "expected a JSON array of papers")
+    lines = _element_lines(text, len(data))
+    records: list[RawRecord] = []
+    skipped: list[Skipped] = []
+    for obj, line in zip(data, lines):
+        rec = _json_record(obj, path, line, strict, skipped)
+        if rec:
+            records.append(rec)
+    return records, skipped
+
+
+def _element_lines(text: str, n: int) -> list[int]:
+    """The line on which each element of the (first) JSON array starts."""
+    decoder = json.JSONDecoder()
+    start = text.find("[") + 1
+    # If the array sits inside an object, find the array that holds the elements.
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        for key in ("papers", "items", "records", "data"):
+            m = re.search(r'"' + key + r'"\s*:\s*\[', text)
+            if m:
+                start = m.end()
+                break
+    pos, lines = start, []
+    for _ in range(n):
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        lines.append(text.count("\n", 0, pos) + 1)
+        _, pos = decoder.raw_decode(text, pos)
+    return lines
+
+
+def read_jsonl(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+    """One JSON object per line; blank lines ignored."""
+    records: list[RawRecord] = []
+    skipped: list[Skipped] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            reason = f"expected one JSON object on the line: {e.msg} (column {e.colno})"
+            if strict:
+                raise CorpusFormatError(path, line_no, reason) from None
+            skipped.append((line_no, "", reason))
+            continue
+        rec = _json_record(obj, path, line_no, strict, skipped)
+        if rec:
+            records.append(rec)
+    return records, skipped
