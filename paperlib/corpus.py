@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from . import formats
 from .errors import CorpusFormatError
-from .formats import RawRecord
+from .formats import Records
 
 COLUMNS = ["paper_id", "title", "abstract", "source", "line", "code_urls", "acronym"]
 
@@ -82,17 +82,21 @@ _CODE_WORDS = re.compile(r"\b(?:code|implementation|repository|github|source|mod
 def extract_code_urls(abstract: str) -> list[str]:
     """Repository links an abstract names: URLs on code hosts, or any URL in a sentence about code."""
     urls: list[str] = []
-    if "http" not in abstract:
-        return urls
-    for m in _ANY_URL.finditer(abstract):
+    pos = abstract.find("http")
+    while pos >= 0:
+        m = _ANY_URL.match(abstract, pos)
+        if m is None:
+            pos = abstract.find("http", pos + 4)
+            continue
         url = m.group(0).rstrip(".,;:")
         if not _CODE_URL.match(url):
             start = abstract.rfind(". ", 0, m.start()) + 1
             end = abstract.find(". ", m.end())
             if not _CODE_WORDS.search(abstract, start, end if end >= 0 else len(abstract)):
-                continue
-        if url not in urls:
+                url = ""
+        if url and url not in urls:
             urls.append(url)
+        pos = abstract.find("http", m.end())
     return urls
 
 
@@ -159,31 +163,31 @@ def _ids(keys: list[str]) -> list[str]:
     return out
 
 
-def _finish(records: list[RawRecord], report: LoadReport, path: Path, strict: bool, lossy: bool) -> pd.DataFrame:
+def _finish(records: Records, report: LoadReport, path: Path, strict: bool, lossy: bool) -> pd.DataFrame:
     """Validate records, merge duplicates, add ids and extractions (column-wise: corpora can be large).
 
     `lossy`: the text was decoded leniently, so records may hold undecodable bytes to report.
     """
-    if lossy:
-        good = []
-        for r in records:
-            if formats.has_undecodable(r.title) or formats.has_undecodable(r.abstract):
-                report.skipped.append(Issue(r.line, formats.printable(r.title), "the record holds bytes that are not valid in the given encoding"))
-            else:
-                good.append(r)
-        records = good
-    lines = [r.line for r in records]
-    title_list, abstract_list = _clean([r.title for r in records]), _clean([r.abstract for r in records])
-    bad = [i for i, (t, a) in enumerate(zip(title_list, abstract_list)) if not t or not a]
-    for i in bad:
-        problem = ("expected a title, found an empty one" if not title_list[i]
-                   else f"expected an abstract for the title {title_list[i][:60]!r}, found an empty one")
+    lines = records.lines
+    if records.clean:
+        title_list, abstract_list = records.titles, records.abstracts
+    else:
+        title_list, abstract_list = _clean(records.titles), _clean(records.abstracts)
+    bad: dict[int, str] = {}
+    for i, (t, a) in enumerate(zip(title_list, abstract_list)):
+        if not t:
+            bad[i] = "expected a title, found an empty one"
+        elif not a:
+            bad[i] = f"expected an abstract for the title {t[:60]!r}, found an empty one"
+        elif lossy and (formats.has_undecodable(t) or formats.has_undecodable(a)):
+            bad[i] = "the record holds bytes that are not valid in the given encoding"
+        else:
+            continue
         if strict:
-            raise CorpusFormatError(path, lines[i], problem)
-        report.skipped.append(Issue(lines[i], title_list[i], problem))
+            raise CorpusFormatError(path, lines[i], bad[i])
+        report.skipped.append(Issue(lines[i], formats.printable(t), bad[i]))
     if bad:
-        drop = set(bad)
-        keep = [i for i in range(len(lines)) if i not in drop]
+        keep = [i for i in range(len(lines)) if i not in bad]
         lines, title_list, abstract_list = ([col[i] for i in keep] for col in (lines, title_list, abstract_list))
 
     keys = _keys(title_list)

@@ -10,7 +10,7 @@ import io
 import json
 import re
 import unicodedata
-from typing import NamedTuple
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusFormatError
@@ -21,10 +21,22 @@ _BY_SUFFIX = {".bib": "bibtex", ".bibtex": "bibtex", ".csv": "csv", ".tsv": "tsv
 _SNIFFED_SUFFIXES = {"", ".txt", ".text", ".md", ".list", ".listing"}
 
 
-class RawRecord(NamedTuple):
-    line: int
-    title: str
-    abstract: str
+@dataclass
+class Records:
+    """The records of one file as three parallel columns (cheap for large files)."""
+
+    lines: list[int] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    abstracts: list[str] = field(default_factory=list)
+    clean: bool = False  # True when no field can hold runs of whitespace or line breaks
+
+    def append(self, line: int, title: str, abstract: str) -> None:
+        self.lines.append(line)
+        self.titles.append(title)
+        self.abstracts.append(abstract)
+
+    def __len__(self) -> int:
+        return len(self.lines)
 
 
 Skipped = tuple[int | None, str, str]  # line, title (may be ''), reason
@@ -129,19 +141,30 @@ def _looks_like_abstract(line: str) -> bool:
     return len(line) > _TITLE_MAX or (len(line) > 150 and _SENTENCE_BREAK.search(line) is not None)
 
 
-def read_listing(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+def read_listing(text: str, path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
     """Title and abstract lines alternating, after the page's leading boilerplate; blank lines ignored."""
-    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1)]
-    lines = [(i, ln) for i, ln in lines if ln]
+    raw = text.splitlines()
     start = 0
-    while start < len(lines) and _BOILERPLATE.match(lines[start][1]) and not _GLUED_PREFIX.match(lines[start][1]):
+    while start < len(raw):
+        line = raw[start].strip()
+        if line and not (_BOILERPLATE.match(line) and not _GLUED_PREFIX.match(line)):
+            break
         start += 1
-    lines = lines[start:]
-    if lines:
-        lineno, first = lines[0]
-        lines[0] = (lineno, _GLUED_PREFIX.sub("", first, count=1))
+    body = [ln.strip() for ln in raw[start:]]
+    while body and not body[-1]:
+        body.pop()
+    if body:
+        body[0] = _GLUED_PREFIX.sub("", body[0], count=1)
+    titles, abstracts = body[0::2], body[1::2]
+    # Fast path: no blank lines, short titles and long abstracts strictly alternating.
+    if (len(titles) == len(abstracts) and all(body)
+            and not any(map(_looks_like_abstract, titles)) and all(map(_looks_like_abstract, abstracts))):
+        first = start + 1
+        lines = list(range(start + 1, start + 1 + 2 * len(titles), 2))
+        return Records(lines, titles, abstracts, clean="  " not in text and "\t" not in text), []
+    lines = [(start + i, ln) for i, ln in enumerate(body, start=1) if ln]
 
-    records: list[RawRecord] = []
+    records = Records()
     skipped: list[Skipped] = []
 
     def fail(lineno: int, title: str, reason: str) -> None:
@@ -168,7 +191,7 @@ def read_listing(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], 
                                f"found another title at line {next_no}")
             k += 1
             continue
-        records.append(RawRecord(lineno, line, nxt))
+        records.append(lineno, line, nxt)
         k += 2
     return records, skipped
 
@@ -184,11 +207,14 @@ _ACCENT_CMD = re.compile(r"\\([`'^\"~=.]|[uvHckrdb](?![a-zA-Z]))\s*(?:\{\s*(\\?[
 _LETTER_CMD = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L|i|j)(?![a-zA-Z])\s?")
 _SIMPLE_ESCAPES = {r"\&": "&", r"\%": "%", r"\$": "$", r"\#": "#", r"\_": "_", r"\{": "{", r"\}": "}",
                    "~": " ", "--": "–", "``": "“", "''": "”"}
+_LATEX_MARKS = ("\\", "{", "}", "~", "--", "``", "''")
 _FORMAT_CMD = re.compile(r"\\(?:emph|textit|textbf|textsc|texttt|mathrm|mathbf|text)\s*")
 
 
 def clean_latex(value: str) -> str:
     """Turn BibTeX field text into plain Unicode: accents, escapes and protective braces removed."""
+    if not any(mark in value for mark in _LATEX_MARKS):
+        return " ".join(value.split())
     def accent(m: re.Match) -> str:
         base = (m.group(2) or m.group(3)).lstrip("\\")
         base = {"i": "i", "j": "j"}.get(base, base)
@@ -203,21 +229,41 @@ def clean_latex(value: str) -> str:
     return " ".join(value.split())
 
 
+_SPACE = re.compile(r"\s*")
+_NAME = re.compile(r"[^\s,={}()\"#]+")
+_BRACE_EVENTS = re.compile(r"[{}\\]")
+_QUOTE_EVENTS = re.compile(r"[{}\\\"]")
+
+
+class LineCounter:
+    """Line number of a position, counted on from the last position asked (linear over a file)."""
+
+    def __init__(self, text: str):
+        self.text, self.pos, self.line = text, 0, 1
+
+    def at(self, pos: int) -> int:
+        if pos < self.pos:  # asked backwards (an error message): count afresh
+            return self.text.count("\n", 0, pos) + 1
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.line
+
+
 class _BibScanner:
     """A position-tracking scanner over BibTeX text (line numbers for errors)."""
 
     def __init__(self, text: str, path: Path):
         self.text, self.path, self.pos = text, path, 0
+        self._lines = LineCounter(text)
 
     def line(self, pos: int | None = None) -> int:
-        return self.text.count("\n", 0, self.pos if pos is None else pos) + 1
+        return self._lines.at(self.pos if pos is None else pos)
 
     def error(self, message: str, pos: int | None = None) -> CorpusFormatError:
         return CorpusFormatError(self.path, self.line(pos), message)
 
     def skip_space(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
+        self.pos = _SPACE.match(self.text, self.pos).end()
 
     def expect(self, ch: str, what: str) -> None:
         self.skip_space()
@@ -228,46 +274,39 @@ class _BibScanner:
 
     def name(self, what: str) -> str:
         self.skip_space()
-        m = re.compile(r"[^\s,={}()\"#]+").match(self.text, self.pos)
+        m = _NAME.match(self.text, self.pos)
         if not m:
             raise self.error(f"expected {what}")
         self.pos = m.end()
         return m.group(0)
 
-    def braced(self) -> str:
-        start, depth = self.pos, 0
-        while self.pos < len(self.text):
-            ch = self.text[self.pos]
+    def _close(self, start: int, events: re.Pattern, quote: bool) -> str:
+        """Text up to the brace (or quote) that closes the one at `start`, jumping between special characters."""
+        depth, pos = (0 if quote else 1), start + 1
+        while True:
+            m = events.search(self.text, pos)
+            if m is None:
+                what = "'\"'" if quote else "'}'"
+                raise self.error(f"expected a closing {what} for the {'quote' if quote else 'brace'} opened here", start)
+            ch, pos = m.group(0), m.end()
             if ch == "\\":
-                self.pos += 2
-                continue
-            if ch == "{":
+                pos += 1
+            elif ch == "{":
                 depth += 1
             elif ch == "}":
                 depth -= 1
-                if depth == 0:
-                    self.pos += 1
-                    return self.text[start + 1 : self.pos - 1]
-            self.pos += 1
-        raise self.error("expected a closing '}' for the brace opened here", start)
+                if depth == 0 and not quote:
+                    self.pos = pos
+                    return self.text[start + 1 : pos - 1]
+            elif depth == 0:  # the closing quote
+                self.pos = pos
+                return self.text[start + 1 : pos - 1]
+
+    def braced(self) -> str:
+        return self._close(self.pos, _BRACE_EVENTS, quote=False)
 
     def quoted(self) -> str:
-        start, depth = self.pos, 0
-        self.pos += 1
-        while self.pos < len(self.text):
-            ch = self.text[self.pos]
-            if ch == "\\":
-                self.pos += 2
-                continue
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-            elif ch == '"' and depth == 0:
-                self.pos += 1
-                return self.text[start + 1 : self.pos - 1]
-            self.pos += 1
-        raise self.error('expected a closing \'"\' for the quote opened here', start)
+        return self._close(self.pos, _QUOTE_EVENTS, quote=True)
 
     def value(self, strings: dict[str, str]) -> str:
         parts = []
@@ -290,10 +329,10 @@ class _BibScanner:
             return "".join(parts)
 
 
-def read_bibtex(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+def read_bibtex(text: str, path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
     """Entries with `title` and `abstract` fields; @string macros honoured, @comment/@preamble ignored."""
     sc = _BibScanner(text, path)
-    records: list[RawRecord] = []
+    records = Records()
     skipped: list[Skipped] = []
     strings: dict[str, str] = {}
     for m in re.finditer(r"@\s*([a-zA-Z]+)\s*([{(])", text):
@@ -347,7 +386,7 @@ def read_bibtex(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], l
                 raise CorpusFormatError(path, start_line, reason)
             skipped.append((start_line, title, reason))
             continue
-        records.append(RawRecord(start_line, title, abstract))
+        records.append(start_line, title, abstract)
     return records, skipped
 
 
@@ -373,7 +412,7 @@ def _columns(keys: list[str], path: Path, line: int) -> tuple[str, str]:
     return t, a
 
 
-def read_delimited(text: str, path: Path, strict: bool, *, delimiter: str) -> tuple[list[RawRecord], list[Skipped]]:
+def read_delimited(text: str, path: Path, strict: bool, *, delimiter: str) -> tuple[Records, list[Skipped]]:
     """CSV or TSV with a header row; quoted fields may span lines."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -382,7 +421,7 @@ def read_delimited(text: str, path: Path, strict: bool, *, delimiter: str) -> tu
         raise CorpusFormatError(path, 1, "expected a header row with 'title' and 'abstract'") from None
     t_col, a_col = _columns(header, path, 1)
     ti, ai = header.index(t_col), header.index(a_col)
-    records: list[RawRecord] = []
+    records = Records()
     skipped: list[Skipped] = []
     line = reader.line_num + 1
     while True:
@@ -405,11 +444,11 @@ def read_delimited(text: str, path: Path, strict: bool, *, delimiter: str) -> tu
                 raise CorpusFormatError(path, start, reason)
             skipped.append((start, row[ti] if ti < len(row) else "", reason))
             continue
-        records.append(RawRecord(start, row[ti], row[ai]))
+        records.append(start, row[ti], row[ai])
     return records, skipped
 
 
-def _json_record(obj, path: Path, line: int, strict: bool, skipped: list[Skipped]) -> RawRecord | None:
+def _json_record(obj, path: Path, line: int, strict: bool, skipped: list[Skipped]) -> tuple[int, str, str] | None:
     if not isinstance(obj, dict):
         reason = f"expected an object with 'title' and 'abstract', found {type(obj).__name__}"
         if strict:
@@ -423,10 +462,10 @@ def _json_record(obj, path: Path, line: int, strict: bool, skipped: list[Skipped
             raise CorpusFormatError(path, line, reason)
         skipped.append((line, str(obj.get(t, "")) if t else "", reason))
         return None
-    return RawRecord(line, str(obj[t] or ""), str(obj[a] or ""))
+    return line, str(obj[t] or ""), str(obj[a] or "")
 
 
-def read_json(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+def read_json(text: str, path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
     """A JSON array of objects (or an object holding one under 'papers'/'items'/'records'/'data')."""
     try:
         data = json.loads(text)
@@ -440,12 +479,12 @@ def read_json(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], lis
     if not isinstance(data, list):
         raise CorpusFormatError(path, 1, "expected a JSON array of papers")
     lines = _element_lines(text, len(data))
-    records: list[RawRecord] = []
+    records = Records()
     skipped: list[Skipped] = []
     for obj, line in zip(data, lines):
         rec = _json_record(obj, path, line, strict, skipped)
         if rec:
-            records.append(rec)
+            records.append(*rec)
     return records, skipped
 
 
@@ -461,18 +500,18 @@ def _element_lines(text: str, n: int) -> list[int]:
             if m:
                 start = m.end()
                 break
-    pos, lines = start, []
+    pos, lines, counter = start, [], LineCounter(text)
     for _ in range(n):
         while text[pos] in " \t\r\n,":
             pos += 1
-        lines.append(text.count("\n", 0, pos) + 1)
+        lines.append(counter.at(pos))
         _, pos = decoder.raw_decode(text, pos)
     return lines
 
 
-def read_jsonl(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], list[Skipped]]:
+def read_jsonl(text: str, path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
     """One JSON object per line; blank lines ignored."""
-    records: list[RawRecord] = []
+    records = Records()
     skipped: list[Skipped] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -487,5 +526,5 @@ def read_jsonl(text: str, path: Path, strict: bool) -> tuple[list[RawRecord], li
             continue
         rec = _json_record(obj, path, line_no, strict, skipped)
         if rec:
-            records.append(rec)
+            records.append(*rec)
     return records, skipped
