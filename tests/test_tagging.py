@@ -1,0 +1,205 @@
+"""Rule tagger: hand-computed scores, evidence, facet selection, evaluation metrics, the CLI."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from paperlib import (compute_tag_counts, evaluate_tags, load_gold, load_taxonomy, tag_papers,
+                      top_terms_by_tag)
+from paperlib.cli import main
+from paperlib.paths import shipped_dir
+from paperlib.taxonomy import parse_taxonomy
+
+DEV = shipped_dir() / "labels" / "dev_tags.json"
+
+TINY = """\
+name: tiny
+scoring: {title_weight: 2, max_count: 3}
+facets:
+  topic:
+    select: multi
+    threshold: 2
+    relative: 0.5
+    max_tags: 2
+    default: misc
+    tags:
+      trees:
+        definition: Trees.
+        rules:
+          - {weight: 1.5, phrases: [oak*, pine tree]}
+          - {weight: -1, phrases: [furniture]}
+      boats:
+        definition: Boats.
+        requires: [water, sea]
+        rules:
+          - {weight: 2, phrases: [boat*]}
+      sails:
+        definition: Sails, counted in titles only.
+        overrides: [boats]
+        rules:
+          - {weight: 3, phrases: [sail], where: title}
+      misc:
+        definition: Anything else.
+  form:
+    select: one
+    default: note
+    threshold: 1
+    tags:
+      note:
+        definition: Short.
+      essay:
+        definition: Long.
+        rules:
+          - {weight: 1, phrases: [essay]}
+"""
+
+
+def papers(*rows):
+    return pd.DataFrame([dict(paper_id=f"p{i}", title=t, abstract=a) for i, (t, a) in enumerate(rows)])
+
+
+def test_scores_match_a_hand_computation():
+    tax = parse_taxonomy(TINY)
+    out = tag_papers(papers(("Oak trees", "Oaks, oak, oaken and a pine tree; oak. Furniture.")), tax)
+    # title: 'oak' -> 1.5 * 2; abstract: 5 hits of rule 1 capped at 3 -> 1.5 * 3; 'furniture' -> -1 * 1
+    assert out["scores"][0]["trees"] == pytest.approx(1.5 * 2 + 1.5 * 3 - 1)
+    assert out["topic"][0] == ["trees"]
+    assert out["evidence"][0]["trees"] == ["oak", "oaks", "oaken", "pine tree"]
+    assert out["form"][0] == "note"  # nothing reaches the 'one' threshold: the default
+
+
+def test_requires_overrides_default_and_where():
+    tax = parse_taxonomy(TINY)
+    out = tag_papers(papers(
+        ("Boats", "A boat on a boat."),              # no water/sea context: boats dropped
+        ("Boats", "A boat at sea."),                  # context present
+        ("Sail boats", "A boat at sea, an essay."),   # sails (title) overrides boats
+        ("Nothing", "A sail in the abstract only."),  # 'sail' counts in titles only -> default
+    ), tax)
+    assert out["topic"].tolist() == [["misc"], ["boats"], ["sails"], ["misc"]]
+    assert "boats" not in out["scores"][0]
+    assert out["form"].tolist() == ["note", "note", "essay", "note"]
+    assert out["evidence"][2] == {"sails": ["sail"], "essay": ["essay"]}
+
+
+def test_hyphens_and_case_match_like_spaces():
+    tax = load_taxonomy()
+    out = tag_papers(papers(("Class-Incremental learning", "We study CATASTROPHIC forgetting.")), tax)
+    ev = out["evidence"][0]["continual-learning"]
+    assert "class incremental" in ev and "catastrophic forgetting" in ev
+
+
+def test_default_taxonomy_on_hand_made_papers():
+    out = tag_papers(papers(
+        ("A Survey of Continual Learning", "We survey methods that mitigate catastrophic forgetting "
+                                           "when a model learns a sequence of tasks, including replay."),
+        ("Direct preference optimization for language models", "We propose a method to align large language "
+                                                                 "models with human preferences without a reward model."),
+        ("A toy study", "We train a small network on MNIST."),
+    ))
+    assert out["theme"][0] == ["continual-learning"] and out["kind"][0] == "survey"
+    assert "alignment-feedback" in out["theme"][1] and out["domain"][1] == ["language"]
+    assert out["domain"][2] == ["general"]
+
+
+def test_shipped_corpus_every_paper_one_kind_and_a_domain(corpus):
+    out = tag_papers(corpus)
+    assert len(out) == len(corpus) and list(out.columns[: len(corpus.columns)]) == list(corpus.columns)
+    kinds = set(load_taxonomy().facet("kind").tag_names)
+    assert all(isinstance(k, str) and k in kinds for k in out["kind"])
+    assert all(len(d) >= 1 for d in out["domain"])
+    assert all(len(t) <= 3 for t in out["theme"])
+    for ev, theme, kind, domain in zip(out["evidence"], out["theme"], out["kind"], out["domain"]):
+        assert set(ev) == set(theme) | {kind} | set(domain)
+        assert all(ev[t] for t in theme)  # every theme comes with the phrases behind it
+
+
+def test_tagging_is_deterministic(corpus):
+    a, b = tag_papers(corpus.head(40)), tag_papers(corpus.head(40))
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_missing_columns_are_a_clear_error():
+    with pytest.raises(ValueError, match="abstract"):
+        tag_papers(pd.DataFrame({"title": ["x"]}))
+
+
+def test_evaluate_tags_matches_hand_counts():
+    predicted = pd.DataFrame({"title": ["A", "B", "C"], "theme": [["x", "y"], ["x"], []],
+                              "kind": ["m", "m", "s"], "domain": [["g"], ["g"], ["v"]]})
+    gold = [dict(title="a", theme=["x"], kind="m", domain=["g"]),
+            dict(title="B", theme=["y"], kind="s", domain=["g"]),
+            dict(title="C ", theme=[], kind="s", domain=["v"])]
+    ev = evaluate_tags(predicted, gold).set_index(["facet", "tag"])
+    # theme x: tp 1 (A), fp 1 (B), fn 0 -> p .5 r 1; y: tp 0, fp 1 (A), fn 1 (B) -> 0
+    assert ev.loc[("theme", "x"), ["precision", "recall"]].tolist() == [0.5, 1.0]
+    assert ev.loc[("theme", "y"), "f1"] == 0.0
+    # micro: tp 1, fp 2, fn 1 -> p 1/3, r 1/2, f1 0.4
+    assert ev.loc[("theme", "micro"), "f1"] == pytest.approx(0.4)
+    assert ev.loc[("theme", "macro"), "f1"] == pytest.approx((2 / 3 + 0) / 2)
+    assert ev.loc[("kind", "accuracy"), "f1"] == pytest.approx(2 / 3)
+    assert ev.loc[("domain", "micro"), "f1"] == 1.0
+
+
+def test_evaluate_rejects_unknown_gold_titles():
+    with pytest.raises(ValueError, match="not among the predicted"):
+        evaluate_tags(pd.DataFrame({"title": ["A"], "theme": [[]]}), [dict(title="Z", theme=[])])
+
+
+def test_dev_labels_reach_the_targets(corpus):
+    ev = evaluate_tags(tag_papers(corpus), load_gold(DEV)).set_index(["facet", "tag"])
+    assert ev.loc[("theme", "micro"), "f1"] >= 0.78
+    assert ev.loc[("kind", "accuracy"), "f1"] >= 0.80
+    assert ev.loc[("domain", "micro"), "f1"] >= 0.85
+
+
+def test_load_gold_errors_name_the_line(tmp_path):
+    bad = tmp_path / "g.json"
+    bad.write_text('[\n {"title": "x",}\n]', encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        load_gold(bad)
+    bad.write_text('{"title": "x"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="JSON list"):
+        load_gold(bad)
+
+
+def test_tag_counts_and_top_terms():
+    tagged = pd.DataFrame({"title": ["Replay", "Replay again", "Prompts"],
+                           "abstract": ["replay buffers forgetting", "replay buffers", "prompt pools frozen"],
+                           "theme": [["cl"], ["cl"], ["peft"]], "kind": ["m", "m", "s"]})
+    counts = compute_tag_counts(tagged, "theme")
+    assert counts.to_dict("records") == [dict(tag="cl", papers=2), dict(tag="peft", papers=1)]
+    assert compute_tag_counts(tagged, "kind")["papers"].tolist() == [2, 1]
+    terms = top_terms_by_tag(tagged, "theme", n=3)
+    assert list(terms.columns) == ["tag", "term", "score"]
+    assert terms[terms.tag == "cl"]["term"].iloc[0].startswith("replay")
+    assert "replay" not in set(terms[terms.tag == "peft"]["term"])
+    with pytest.raises(KeyError):
+        compute_tag_counts(tagged, "domain")
+
+
+def test_cli_tag_evaluate_and_out(tmp_path, corpus_path, capsys):
+    out = tmp_path / "tagged.jsonl"
+    assert main(["tag", str(corpus_path), "--evaluate", str(DEV), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "theme    micro" in printed and "kind     accuracy" in printed
+    first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert {"theme", "kind", "domain", "evidence", "scores"} <= set(first)
+
+
+def test_cli_tag_with_malformed_taxonomy_exits_2(tmp_path, corpus_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("{weight: 2, phrases: [boat*]}", "{weight: 2, phrases: [boat(]}"), encoding="utf-8")
+    assert main(["tag", str(corpus_path), "--taxonomy", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "line 20" in err[0] and "'boats'" in err[0]
+
+
+def test_cli_tag_with_user_taxonomy(tmp_path, corpus_path, capsys):
+    own = tmp_path / "own.yaml"
+    own.write_text(TINY, encoding="utf-8")
+    assert main(["tag", str(corpus_path), "--taxonomy", str(own)]) == 0
+    printed = capsys.readouterr().out
+    assert "topic:" in printed and "form:" in printed and "tiny" in printed
