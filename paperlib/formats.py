@@ -133,6 +133,7 @@ def read_records(path: Path, *, encoding: str, strict: bool, format: str | None)
 _BOILERPLATE = re.compile(r"^(get trending papers|subscribe|sign (in|up)|log ?in|newsletter|trending papers)\b", re.I)
 _GLUED_PREFIX = re.compile(r"^(?:Subscribe|Sign up|Log in)(?=[A-Z0-9\"'(\[])")
 _TITLE_MAX = 300
+_EDGE_SPACE = re.compile(r"[^\S\n]\n|\n[^\S\n]|^\s|\s$")  # a line that starts or ends with blanks
 _SENTENCE_BREAK = re.compile(r"[a-z]{3}\. +[A-Z]")  # ". W" after a word: a sentence break, not "vs." or "e.g."
 
 
@@ -150,7 +151,9 @@ def read_listing(text: str, path: Path, strict: bool) -> tuple[Records, list[Ski
         if line and not (_BOILERPLATE.match(line) and not _GLUED_PREFIX.match(line)):
             break
         start += 1
-    body = [ln.strip() for ln in raw[start:]]
+    body = raw[start:]
+    if _EDGE_SPACE.search(text):
+        body = [ln.strip() for ln in body]
     while body and not body[-1]:
         body.pop()
     if body:
@@ -158,7 +161,8 @@ def read_listing(text: str, path: Path, strict: bool) -> tuple[Records, list[Ski
     titles, abstracts = body[0::2], body[1::2]
     # Fast path: no blank lines, short titles and long abstracts strictly alternating.
     if (len(titles) == len(abstracts) and all(body)
-            and not any(map(_looks_like_abstract, titles)) and all(map(_looks_like_abstract, abstracts))):
+            and (max(map(len, titles), default=0) <= 150 or not any(map(_looks_like_abstract, titles)))
+            and (min(map(len, abstracts), default=0) > _TITLE_MAX or all(map(_looks_like_abstract, abstracts)))):
         first = start + 1
         lines = list(range(start + 1, start + 1 + 2 * len(titles), 2))
         return Records(lines, titles, abstracts, clean="  " not in text and "\t" not in text), []
