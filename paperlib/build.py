@@ -1,0 +1,354 @@
+"""The main job: corpus tables, every notebook executed headless, and the static site.
+
+`run_build(BuildConfig(...))` parses, tags and relates the corpus into `<out>/data/` (CSV and
+Parquet), executes each notebook with papermill into `<out>/notebooks/` (a failing notebook
+does not stop the others; its executed copy keeps the traceback), and exports the pages and
+`index.html` into `<out>/site/`. `paperlib build` is the command-line face of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import registry as reg
+from . import site
+from .corpus import load_corpus
+from .paths import default_corpus_path, notebooks_dir
+
+# Parameter names a notebook may declare for the corpus and taxonomy files.
+CORPUS_PARAMS = ("corpus_path", "corpus")
+TAXONOMY_PARAMS = ("taxonomy_path", "taxonomy")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """What one build does; `only` is a regex on notebook file names."""
+
+    out: str = "build"
+    quick: bool = False
+    only: str | None = None
+    corpus: str | None = None  # None: the shipped corpus
+    taxonomy: str | None = None  # None: the shipped taxonomy
+    notebooks: str | None = None  # None: the collection's notebooks folder
+    kernel_name: str = "python3"
+    cell_timeout: int | None = None  # seconds per cell; None: no limit
+    data: bool = True  # write the corpus tables
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    """Outcome of one notebook: status is "ok" or "failed"; failing cell and error when failed."""
+
+    notebook: str
+    seconds: float
+    status: str
+    executed: str
+    html: str = ""
+    page_bytes: int = 0
+    failing_cell: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """Everything a build produced."""
+
+    config: BuildConfig
+    results: tuple[NotebookResult, ...]
+    data_files: tuple[str, ...] = ()
+    index: str = ""
+    data_error: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.data_error and all(r.status == "ok" for r in self.results)
+
+    def summary(self) -> pd.DataFrame:
+        """notebook, seconds, status, page_kib, failing_cell, error."""
+        rows = [{"notebook": r.notebook, "seconds": round(r.seconds, 1), "status": r.status,
+                 "page_kib": round(r.page_bytes / 1024, 1), "failing_cell": r.failing_cell,
+                 "error": r.error} for r in self.results]
+        return pd.DataFrame(rows, columns=["notebook", "seconds", "status", "page_kib", "failing_cell", "error"])
+
+
+# ---------------------------------------------------------------- corpus tables
+
+def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        sample = next((v for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))), None)
+        if isinstance(sample, (list, tuple)):
+            out[col] = ["; ".join(map(str, v)) if isinstance(v, (list, tuple)) else "" for v in out[col]]
+        elif isinstance(sample, dict):
+            out[col] = [json.dumps(v, sort_keys=True, default=str) for v in out[col]]
+    return out
+
+
+def _parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        sample = next((v for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))), None)
+        if isinstance(sample, dict):
+            out[col] = [json.dumps(v, sort_keys=True, default=str) for v in out[col]]
+        elif isinstance(sample, (list, tuple)):
+            out[col] = [[str(x) for x in v] if isinstance(v, (list, tuple)) else [] for v in out[col]]
+    return out
+
+
+def write_table(df: pd.DataFrame, data_dir: str | Path, name: str) -> list[Path]:
+    """Write one table as `<name>.csv` (lists joined by '; ', dicts as JSON) and `<name>.parquet`."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, pq_path = data_dir / f"{name}.csv", data_dir / f"{name}.parquet"
+    _csv_ready(df).to_csv(csv_path, index=False)
+    _parquet_ready(df).to_parquet(pq_path, index=False)
+    return [csv_path, pq_path]
+
+
+def neighbour_table(tagged: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """Each paper's k nearest papers by TF-IDF cosine (one pass over the corpus): paper_id, rank,
+    neighbour_id, neighbour_title, similarity, shared_tags, why."""
+    from .relate import knn_graph
+
+    edges = knn_graph(tagged, k=min(k, len(tagged) - 1))
+    tags = {pid: {t for f in ("theme", "domain") if f in tagged for t in _tag_list(v[f])} - {"general"}
+            for pid, v in tagged.set_index("paper_id").iterrows()}
+    titles = dict(zip(tagged["paper_id"], tagged["title"]))
+    shared = [sorted(tags[a] & tags[b]) for a, b in zip(edges["source"], edges["target"])]
+    why = [f"cosine {s:.2f}" + (f"; both tagged {', '.join(t)}" if t else "")
+           for s, t in zip(edges["similarity"], shared)]
+    return pd.DataFrame({"paper_id": edges["source"], "rank": edges["rank"], "neighbour_id": edges["target"],
+                         "neighbour_title": [titles[t] for t in edges["target"]],
+                         "similarity": edges["similarity"], "shared_tags": shared, "why": why})
+
+
+def _tag_list(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def corpus_tables(corpus: str | Path | None = None, taxonomy: str | Path | None = None,
+                  *, neighbours: int = 5) -> dict[str, pd.DataFrame]:
+    """Parse, tag and relate a corpus: papers (with tags and methods), neighbours, claims,
+    methods (paper_id, method), clusters, lineage (edges)."""
+    from .claims import extract_claims
+    from .methods import extract_methods, lineage_graph
+    from .relate import cluster_papers
+    from .tagging import tag_papers
+    from .taxonomy import load_taxonomy
+
+    papers = load_corpus(corpus or default_corpus_path())
+    tagged = tag_papers(papers, load_taxonomy(taxonomy))
+    with_methods = extract_methods(tagged)
+    neighbours_df = neighbour_table(with_methods, neighbours)
+    methods = with_methods[["paper_id", "methods"]].explode("methods").dropna().rename(columns={"methods": "method"})
+    graph = lineage_graph(with_methods)
+    lineage = pd.DataFrame(
+        [{"source": u, "target": v, **{k: (", ".join(map(str, x)) if isinstance(x, (list, tuple, set)) else x)
+                                       for k, x in d.items()}} for u, v, d in graph.edges(data=True)],
+    )
+    if lineage.empty:
+        lineage = pd.DataFrame(columns=["source", "target"])
+    try:
+        clusters = cluster_papers(with_methods, seed=0)
+    except ValueError:  # a corpus too small to cluster
+        clusters = pd.DataFrame(columns=["paper_id", "cluster", "cluster_label", "cluster_terms"])
+    return {
+        "papers": with_methods,
+        "neighbours": neighbours_df,
+        "claims": extract_claims(papers),
+        "methods": methods.reset_index(drop=True),
+        "clusters": clusters,
+        "lineage": lineage,
+    }
+
+
+def write_corpus_tables(data_dir: str | Path, corpus=None, taxonomy=None) -> list[Path]:
+    """Compute the corpus tables and write each as CSV and Parquet into `data_dir`."""
+    written = []
+    for name, df in corpus_tables(corpus, taxonomy).items():
+        written += write_table(df, data_dir, name)
+    return written
+
+
+# ---------------------------------------------------------------- notebooks
+
+def notebook_parameters(path: str | Path, *, quick: bool, results_dir: str | Path,
+                        corpus: str | Path | None = None, taxonomy: str | Path | None = None) -> dict:
+    """The parameters to inject: only those the notebook's `parameters` cell declares."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(path))
+    wanted: dict = {"quick": bool(quick), "results_dir": str(results_dir)}
+    if corpus is not None:
+        wanted.update({name: str(corpus) for name in CORPUS_PARAMS})
+    if taxonomy is not None:
+        wanted.update({name: str(taxonomy) for name in TAXONOMY_PARAMS})
+    return {k: v for k, v in wanted.items() if k in declared}
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def execute_notebook(path: str | Path, executed: str | Path, parameters: dict, *, cwd: str | Path,
+                     kernel_name: str = "python3", cell_timeout: int | None = None) -> NotebookResult:
+    """Run one notebook with papermill; on failure keep the executed copy and name the failing cell."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    path, executed = Path(path), Path(executed)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    Path(cwd).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(path), str(executed), parameters=parameters, kernel_name=kernel_name,
+                            cwd=str(cwd), progress_bar=False, execution_timeout=cell_timeout)
+    except PapermillExecutionError as exc:
+        first_line = next((ln for ln in str(exc.source).splitlines() if ln.strip()), "")
+        return NotebookResult(path.name, time.perf_counter() - start, "failed", str(executed),
+                              failing_cell=f"In [{exc.exec_count}]: {_one_line(first_line, 80)}",
+                              error=_one_line(f"{exc.ename}: {exc.evalue}"))
+    except Exception as exc:  # kernel death, timeout, unreadable notebook: still keep going
+        return NotebookResult(path.name, time.perf_counter() - start, "failed", str(executed),
+                              failing_cell="(kernel)", error=_one_line(f"{type(exc).__name__}: {exc}"))
+    return NotebookResult(path.name, time.perf_counter() - start, "ok", str(executed))
+
+
+@contextmanager
+def _kernel_env(**values: str):
+    """Environment variables the notebook kernels inherit, restored afterwards."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _entry(path: Path) -> reg.NotebookEntry:
+    try:
+        return reg.read_entry(path)
+    except reg.RegistryError:
+        return reg.NotebookEntry(notebook=path.name, title=path.stem, summary="(no metadata.paperlib record)")
+
+
+# ---------------------------------------------------------------- the build
+
+def run_build(config: BuildConfig) -> BuildReport:
+    """Run the whole build; never raises for a failing notebook (see `BuildReport.ok`)."""
+    out = Path(config.out)
+    data_dir, nb_dir, site_dir, res_dir = out / "data", out / "notebooks", out / "site", out / "results"
+    corpus = Path(config.corpus).resolve() if config.corpus else None
+    taxonomy = Path(config.taxonomy).resolve() if config.taxonomy else None
+    source_dir = Path(config.notebooks) if config.notebooks else notebooks_dir()
+    warnings: list[str] = []
+
+    data_files: list[Path] = []
+    data_error = ""
+    if config.data:
+        try:
+            data_files = write_corpus_tables(data_dir, corpus, taxonomy)
+        except Exception as exc:  # report and still build the notebooks
+            data_error = _one_line(f"{type(exc).__name__}: {exc}", 400)
+
+    paths = reg.notebook_paths(source_dir, config.only)
+    site_dir.mkdir(parents=True, exist_ok=True)
+    site.write_plotly_js(site_dir)
+    results: list[NotebookResult] = []
+    with _kernel_env(PLOTLY_RENDERER="plotly_mimetype"):
+        bar = tqdm(paths, desc="notebooks", unit="nb", disable=not config.progress)
+        for path in bar:
+            bar.set_postfix_str(path.name)
+            params = notebook_parameters(path, quick=config.quick, results_dir=(res_dir / path.stem).resolve(),
+                                         corpus=corpus, taxonomy=taxonomy)
+            executed = nb_dir / path.name
+            result = execute_notebook(path, executed, params, cwd=res_dir / path.stem,
+                                      kernel_name=config.kernel_name, cell_timeout=config.cell_timeout)
+            if executed.exists():
+                page = site_dir / f"{path.stem}.html"
+                try:
+                    size = site.export_page(executed, page)
+                    result = NotebookResult(**{**asdict(result), "html": str(page), "page_bytes": size})
+                except Exception as exc:
+                    result = NotebookResult(**{**asdict(result), "status": "failed", "failing_cell": "(export)",
+                                               "error": _one_line(f"{type(exc).__name__}: {exc}")})
+            results.append(result)
+
+    index = write_site_index(site_dir, source_dir, corpus, results, warnings)
+    return BuildReport(config=config, results=tuple(results), data_files=tuple(map(str, data_files)),
+                       index=str(index), data_error=data_error, warnings=tuple(warnings))
+
+
+def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str | Path | None,
+                     results=(), warnings: list[str] | None = None) -> Path:
+    """Write `index.html` listing every notebook of `source_dir`, built this time (`results`) or earlier."""
+    site_dir = Path(site_dir)
+    built = {r.notebook: r for r in results}
+    page_rows = []
+    for path in reg.notebook_paths(source_dir):
+        entry = _entry(path)
+        page = site_dir / f"{path.stem}.html"
+        r = built.get(path.name)
+        status = r.status if r else ("earlier build" if page.exists() else "not built")
+        page_rows.append({"notebook": path.name, "title": entry.title, "summary": entry.summary,
+                          "html": page.name if page.exists() else "", "status": status,
+                          "page_bytes": page.stat().st_size if page.exists() else 0,
+                          "reproduces": list(entry.reproduces), "related": list(entry.related)})
+    pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "status", "page_bytes",
+                                             "reproduces", "related"])
+    corpus_file = Path(corpus) if corpus else default_corpus_path()
+    try:
+        papers = load_corpus(corpus_file)
+    except Exception as exc:
+        if warnings is not None:
+            warnings.append(f"corpus not readable for the index: {exc}")
+        papers = pd.DataFrame(columns=["paper_id", "title"])
+    links = reg.registry_papers(pages, papers)
+    return site.write_index(site_dir, pages, links, corpus_name=corpus_file.name)
+
+
+def export_site(executed: list[str | Path], site_dir: str | Path, *, source_dir: str | Path | None = None,
+                corpus: str | Path | None = None) -> dict[str, int]:
+    """Export already executed notebooks to pages plus plotly.js and the index; returns page sizes."""
+    site_dir = Path(site_dir)
+    site.write_plotly_js(site_dir)
+    sizes = {Path(p).name: site.export_page(p, site_dir / f"{Path(p).stem}.html") for p in executed}
+    write_site_index(site_dir, source_dir or notebooks_dir(), corpus)
+    return sizes
+
+
+def format_report(report: BuildReport) -> str:
+    """The end-of-build text: the summary table, then what failed and where to look."""
+    lines = []
+    summary = report.summary()
+    lines.append(summary.drop(columns=["failing_cell", "error"]).to_string(index=False) if len(summary)
+                 else "no notebook matched")
+    if report.data_files:
+        lines.append(f"corpus tables: {len(report.data_files)} files in {Path(report.data_files[0]).parent}")
+    if report.data_error:
+        lines.append(f"FAILED corpus tables: {report.data_error}")
+    for r in report.results:
+        if r.status != "ok":
+            lines.append(f"FAILED {r.notebook} at {r.failing_cell}: {r.error}\n  executed copy: {r.executed}")
+    lines += [f"warning: {w}" for w in report.warnings]
+    if report.index:
+        lines.append(f"site: {report.index}")
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""Executed notebooks to a static HTML site that works from disk with no network.
+
+Plotly figures travel in the executed notebooks as their JSON mimetype; here each becomes a
+`<div>` plus a `Plotly.newPlot` call, and plotly.js is written once per site next to the pages
+(`plotly.min.js`) instead of once per figure, so pages stay small. Nothing is loaded from a CDN
+(no require.js, MathJax or widget manager). Corpus text reaching HTML goes through `html.escape`.
+"""
+from __future__ import annotations
+
+import copy
+import html
+from pathlib import Path
+
+import jinja2
+import nbformat
+import pandas as pd
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+PLOTLY_JS = "plotly.min.js"
+
+_PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}
+<script src="{{ resources.paperlib_plotly_src }}" charset="utf-8"></script>
+{%- endblock html_head_js_requirejs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block body_header -%}
+{{ super() }}
+<nav class="paperlib-nav" style="padding: 8px 16px; font-family: sans-serif;">
+<a href="index.html">&larr; paperlib notebook collection</a></nav>
+{%- endblock body_header -%}
+"""
+
+_WIDGET_NOTE = (
+    '<div class="paperlib-widget-note" style="color:#666;font-style:italic">'
+    "Interactive widget: open this notebook in JupyterLab to use it.</div>"
+)
+
+
+def _plotly_html(fig: dict) -> str:
+    # plotly's JSON encoder escapes '<', '>' and '&', so text in a figure cannot close the script tag.
+    import plotly.io as pio
+
+    return pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False,
+                       config={"responsive": True})
+
+
+def static_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of an executed notebook ready for static HTML: plotly JSON to HTML, widgets to a note."""
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if not data:
+                continue
+            if PLOTLY_MIME in data:
+                output["data"] = {"text/html": _plotly_html(data[PLOTLY_MIME])}
+            elif WIDGET_MIME in data:
+                output["data"] = {"text/html": _WIDGET_NOTE}
+    return nb
+
+
+def write_plotly_js(site_dir: str | Path) -> Path:
+    """Write plotly.js (the version the figures were made with) once into the site folder."""
+    from plotly.offline import get_plotlyjs
+
+    target = Path(site_dir) / PLOTLY_JS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    js = get_plotlyjs()
+    if not target.exists() or target.stat().st_size != len(js.encode("utf-8")):
+        target.write_text(js, encoding="utf-8")
+    return target
+
+
+def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str = PLOTLY_JS) -> int:
+    """Export one executed notebook to an HTML page; returns the page size in bytes."""
+    from nbconvert import HTMLExporter
+
+    nb = static_notebook(nbformat.read(str(executed), as_version=4))
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[jinja2.DictLoader({"paperlib_page.html.j2": _PAGE_TEMPLATE})],
+        template_file="paperlib_page.html.j2",
+    )
+    title = nb.metadata.get("paperlib", {}).get("title") or Path(executed).stem
+    nb.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(nb, resources={"paperlib_plotly_src": plotly_src})
+    html_path = Path(html_path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path.stat().st_size
+
+
+_INDEX_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } .summary { color: #444; } .status-failed { color: #b00020; font-weight: bold; }
+section.notebook { border-top: 1px solid #ddd; padding: 0.6em 0; } .meta { color: #666; font-size: 0.9em; }
+ul.papers { margin: 0.3em 0 0.3em 1.2em; padding: 0; } ul.papers li { margin: 0.1em 0; }
+"""
+
+
+def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "") -> str:
+    """The site's index page as HTML.
+
+    `pages`: notebook, title, summary, html (relative link or ""), status, page_bytes;
+    `links`: the registry link table (notebook, relation, paper_id, title, matched).
+    Every corpus-derived string is escaped.
+    """
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<title>paperlib: notebooks on how models are trained</title>",
+        f"<style>{_INDEX_CSS}</style></head><body>",
+        "<h1>paperlib notebook collection</h1>",
+        '<p class="summary">Notebooks on how models are trained: a tour of the paper corpus, '
+        "a method map, an explorer and small reproductions of the papers' experiments.</p>",
+    ]
+    if corpus_name:
+        parts.append(f'<p class="meta">Corpus: {esc(corpus_name)}</p>')
+    for rec in pages.itertuples(index=False):
+        status_cls = "status-ok" if rec.status == "ok" else "status-failed"
+        heading = esc(rec.title)
+        if rec.html:
+            heading = f'<a href="{esc(rec.html, quote=True)}">{heading}</a>'
+        size = f"{rec.page_bytes / 1024:.0f} KiB" if rec.page_bytes else "no page"
+        parts += [
+            '<section class="notebook">',
+            f"<h2>{heading}</h2>",
+            f'<p class="summary">{esc(rec.summary)}</p>',
+            f'<p class="meta">{esc(rec.notebook)} &middot; <span class="{status_cls}">'
+            f"{esc(rec.status)}</span> &middot; {size}</p>",
+        ]
+        for relation, label in (("reproduces", "Reproduces"), ("related", "Related papers")):
+            mine = links[(links["notebook"] == rec.notebook) & (links["relation"] == relation)]
+            if len(mine):
+                items = "".join(f"<li>{esc(t)}</li>" for t in mine["title"])
+                parts.append(f'<p class="meta">{label} ({len(mine)}):</p><ul class="papers {relation}">{items}</ul>')
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_index(site_dir: str | Path, pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "") -> Path:
+    """Write `index.html` into the site folder."""
+    target = Path(site_dir) / "index.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(index_html(pages, links, corpus_name=corpus_name), encoding="utf-8")
+    return target
