@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -188,6 +189,23 @@ def run_scenario_table(config: ScenarioTableConfig, *, results_dir: str | Path |
         _save_config(resolved, results_dir, f"three_scenarios_{config.protocol}_config.json")
         table.to_csv(Path(results_dir) / f"three_scenarios_{config.protocol}.csv", index=False)
     return table
+
+
+def scenario_configs(dataset: str, protocols: Sequence[str], seeds: Sequence[int], steps_per_task: int,
+                     *, quick: bool = False) -> list[ScenarioTableConfig]:
+    """One table config per protocol from a notebook's parameters; `quick` swaps in the 8x8 digits,
+    a 32-unit network, 15 steps per task, 3 permuted tasks and the first seed."""
+    stream = StreamConfig(hidden=(32,) if quick else (400, 400), steps_per_task=15 if quick else steps_per_task)
+    return [ScenarioTableConfig(dataset="digits" if quick else dataset, protocol=p, n_tasks=3 if quick else 10,
+                                seeds=tuple(seeds[:1]) if quick else tuple(seeds), stream=stream)
+            for p in protocols]
+
+
+def run_scenario_tables(configs: Sequence[ScenarioTableConfig], *, results_dir: str | Path | None = None,
+                        progress: bool = False) -> pd.DataFrame:
+    """`run_scenario_table` for each config, stacked into one table."""
+    return pd.concat([run_scenario_table(c, results_dir=results_dir, progress=progress) for c in configs],
+                     ignore_index=True)
 
 
 def summarize_table(table: pd.DataFrame) -> pd.DataFrame:

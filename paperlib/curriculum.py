@@ -482,9 +482,9 @@ def run_curriculum_experiment(config: CurriculumConfig, *, progress: bool = Fals
 
 def default_results_dir() -> Path:
     """Where the notebook writes its results when no results_dir is given."""
-    from .paths import data_home
+    from .paths import results_dir
 
-    return data_home() / "results" / "20_curriculum_pacing"
+    return results_dir("20_curriculum_pacing")
 
 
 def save_results(curves: pd.DataFrame, config: CurriculumConfig, results_dir: str | Path | None = None) -> Path:

@@ -49,3 +49,10 @@ def data_home() -> Path:
         home = Path(base) / "paperlib"
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def results_dir(notebook: str, given: str | Path = "") -> Path:
+    """Where a notebook writes its results: `given` if set, else `data_home()/results/<notebook>` (created)."""
+    folder = Path(given).expanduser() if str(given) else data_home() / "results" / notebook
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -130,3 +130,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, classes: Seq
         mask[list(classes)] = 0.0
         logits = logits + mask
     return (logits.argmax(1).cpu() == y.cpu()).float().mean().item()
+
+
+def set_threads(n: int) -> int:
+    """Use n CPU threads for torch (0 keeps torch's default); returns the number in use.
+
+    Small MLPs often run fastest on one thread when other jobs share the cores.
+    """
+    if n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
