@@ -16,13 +16,7 @@ N, T = 1000, 100
 C = 10.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two torch threads on a busy two-core machine are ~30x slower than one for these tiny models."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def wu_formula(family: str, step: int, *, a: float, b: float, n: int = N, t: int = T, min_size: int = 1) -> int:

@@ -6,9 +6,9 @@ import math
 import pandas as pd
 import pytest
 import torch
+from tiny import blobs
 
 from paperlib.calibration import expected_calibration_error, reliability_table
-from paperlib.datasets import Dataset
 from paperlib.distillation import (
     KDConfig,
     PSKDConfig,
@@ -28,24 +28,11 @@ from paperlib.distillation import (
 from paperlib.findings import against_reference, compare, compare_paired, summarize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run many times faster on one thread on a shared CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _tiny_data(n: int = 120, seed: int = 0) -> Dataset:
-    """Three Gaussian blobs in 4 features: fast enough for end-to-end runs in a unit test."""
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.tensor([[0.2, 0.2, 0.8, 0.5], [0.8, 0.2, 0.2, 0.5], [0.5, 0.8, 0.5, 0.2]])
-    y = torch.arange(n) % 3
-    x = (centers[y] + 0.12 * torch.randn(n, 4, generator=g)).clamp(0, 1)
-    yt = torch.arange(60) % 3
-    xt = (centers[yt] + 0.12 * torch.randn(60, 4, generator=g)).clamp(0, 1)
-    return Dataset("blobs", x, y, xt, yt, (2, 2))
+def _tiny_data(n: int = 120, seed: int = 0):
+    return blobs(n, noise=0.12, seed=seed)
 
 
 # ---------------------------------------------------------------- losses by hand

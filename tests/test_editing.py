@@ -6,9 +6,9 @@ import math
 import pandas as pd
 import pytest
 import torch
+from tiny import blobs
 from torch import nn
 
-from paperlib.datasets import Dataset
 from paperlib.editing import (
     EditingConfig,
     apply_vector,
@@ -23,13 +23,7 @@ from paperlib.editing import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run many times faster on one thread on a shared CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _linear(weight, bias=None) -> nn.Linear:
@@ -118,14 +112,8 @@ def test_choose_addition_scale_uses_added_tasks_only():
     assert set(chosen["scale"]) == {1.0}
 
 
-def _tiny_data(n: int = 150, seed: int = 0) -> Dataset:
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.tensor([[0.2, 0.2, 0.8, 0.5], [0.8, 0.2, 0.2, 0.5], [0.5, 0.8, 0.5, 0.2]])
-    y = torch.arange(n) % 3
-    x = (centers[y] + 0.1 * torch.randn(n, 4, generator=g)).clamp(0, 1)
-    yt = torch.arange(60) % 3
-    xt = (centers[yt] + 0.1 * torch.randn(60, 4, generator=g)).clamp(0, 1)
-    return Dataset("blobs", x, y, xt, yt, (2, 2))
+def _tiny_data(n: int = 150, seed: int = 0):
+    return blobs(n, noise=0.1, seed=seed)
 
 
 def test_run_editing_tiny_is_deterministic_and_findings_render():

@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 import torch
+from tiny import blobs
 
-from paperlib.datasets import Dataset
 from paperlib.rehearsal import (
     RehearsalConfig,
     ScheduledRehearsal,
@@ -19,13 +19,7 @@ from paperlib.rehearsal import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run many times faster on one thread on a shared CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_revisit_probabilities_by_hand():
@@ -54,14 +48,8 @@ def test_revisit_errors():
         ScheduledRehearsal("weekly", steps_per_task=10)
 
 
-def _tiny_data(n: int = 150, seed: int = 0) -> Dataset:
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.tensor([[0.2, 0.2, 0.8, 0.5], [0.8, 0.2, 0.2, 0.5], [0.5, 0.8, 0.5, 0.2]])
-    y = torch.arange(n) % 3
-    x = (centers[y] + 0.1 * torch.randn(n, 4, generator=g)).clamp(0, 1)
-    yt = torch.arange(60) % 3
-    xt = (centers[yt] + 0.1 * torch.randn(60, 4, generator=g)).clamp(0, 1)
-    return Dataset("blobs", x, y, xt, yt, (2, 2))
+def _tiny_data(n: int = 150, seed: int = 0):
+    return blobs(n, noise=0.1, seed=seed)
 
 
 def _cfg(**kw):
