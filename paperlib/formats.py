@@ -5,6 +5,7 @@ line; in lenient mode it returns what it could not read as (line, title, reason)
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -55,22 +56,49 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _decode(data: bytes, path: Path, encoding: str, strict: bool) -> tuple[str, bool]:
-    """The text, and whether invalid bytes were kept as lone surrogates (lenient mode only)."""
-    lossy = False
+# Encodings in which a newline byte is always a newline: lines can be decoded one by one.
+_LINE_SAFE = {"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15", "utf-8-sig"}
+
+
+def _decode_lines(data: bytes, path: Path, encoding: str, strict: bool) -> tuple[list[str], bool]:
+    """The file's lines, and whether invalid bytes were kept as lone surrogates (lenient mode only).
+
+    Lines are decoded one by one where the encoding allows it: each line then gets its own
+    compact string (one emoji does not widen the whole file) and a bad byte names its line.
+    """
     try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        if strict:
-            line = data[: e.start].count(b"\n") + 1
-            raise CorpusFormatError(
-                path, line, f"byte 0x{data[e.start]:02x} is not valid {encoding}: expected text in {encoding} "
-                f"(pass encoding=... for another encoding)"
-            ) from None
-        text, lossy = data.decode(encoding, errors="surrogateescape"), True
+        codec = codecs.lookup(encoding).name
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}") from None
-    return text.removeprefix("\ufeff"), lossy
+    if codec not in _LINE_SAFE:
+        try:
+            return data.decode(encoding).removeprefix("\ufeff").splitlines(), False
+        except UnicodeDecodeError as e:
+            if strict:
+                raise _bad_byte(path, data[: e.start].count(b"\n") + 1, data[e.start], encoding) from None
+            return data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff").splitlines(), True
+    raw = data.splitlines()
+    try:
+        lines = [ln.decode(encoding) for ln in raw]
+        lossy = False
+    except UnicodeDecodeError:
+        for i, ln in enumerate(raw):
+            try:
+                ln.decode(encoding)
+            except UnicodeDecodeError as e:
+                if strict:
+                    raise _bad_byte(path, i + 1, ln[e.start], encoding) from None
+                break
+        lines = [ln.decode(encoding, errors="surrogateescape") for ln in raw]
+        lossy = True
+    if lines:
+        lines[0] = lines[0].removeprefix("\ufeff")
+    return lines, lossy
+
+
+def _bad_byte(path: Path, line: int, byte: int, encoding: str) -> CorpusFormatError:
+    return CorpusFormatError(path, line, f"byte 0x{byte:02x} is not valid {encoding}: expected text in {encoding} "
+                                         "(pass encoding=... for another encoding)")
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -112,16 +140,20 @@ def read_records(path: Path, *, encoding: str, strict: bool, format: str | None)
         raise CorpusFormatError(path, None, "is a folder, expected a corpus file") from None
     if b"\x00" in data[:4096]:
         raise CorpusFormatError(path, None, f"binary file, unknown corpus format: {_EXPECTED_FORMATS}")
-    text, lossy = _decode(data, path, encoding, strict)
-    if not text.strip():
+    lines, lossy = _decode_lines(data, path, encoding, strict)
+    if not any(ln.strip() for ln in lines):
         raise CorpusFormatError(path, 1, "empty file: expected at least one paper (a title and its abstract)")
-    fmt = format or detect_format(path, text)
-    reader = {"listing": read_listing, "bibtex": read_bibtex, "csv": read_delimited, "tsv": read_delimited,
-              "json": read_json, "jsonl": read_jsonl}[fmt]
-    if fmt in ("csv", "tsv"):
-        records, skipped = reader(text, path, strict, delimiter="\t" if fmt == "tsv" else ",")
+    fmt = format or detect_format(path, "\n".join(lines[:200]))
+    if fmt == "listing":
+        records, skipped = read_listing_lines(lines, path, strict)
     else:
-        records, skipped = reader(text, path, strict)
+        text = "\n".join(lines)
+        reader = {"bibtex": read_bibtex, "csv": read_delimited, "tsv": read_delimited,
+                  "json": read_json, "jsonl": read_jsonl}[fmt]
+        if fmt in ("csv", "tsv"):
+            records, skipped = reader(text, path, strict, delimiter="\t" if fmt == "tsv" else ",")
+        else:
+            records, skipped = reader(text, path, strict)
     if not records and not skipped:
         raise CorpusFormatError(path, None, f"no papers found: {_EXPECTED_FORMATS}")
     return fmt, records, skipped, lossy
@@ -133,7 +165,6 @@ def read_records(path: Path, *, encoding: str, strict: bool, format: str | None)
 _BOILERPLATE = re.compile(r"^(get trending papers|subscribe|sign (in|up)|log ?in|newsletter|trending papers)\b", re.I)
 _GLUED_PREFIX = re.compile(r"^(?:Subscribe|Sign up|Log in)(?=[A-Z0-9\"'(\[])")
 _TITLE_MAX = 300
-_EDGE_SPACE = re.compile(r"[^\S\n]\n|\n[^\S\n]|^\s|\s$")  # a line that starts or ends with blanks
 _SENTENCE_BREAK = re.compile(r"[a-z]{3}\. +[A-Z]")  # ". W" after a word: a sentence break, not "vs." or "e.g."
 
 
@@ -144,16 +175,18 @@ def _looks_like_abstract(line: str) -> bool:
 
 def read_listing(text: str, path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
     """Title and abstract lines alternating, after the page's leading boilerplate; blank lines ignored."""
-    raw = text.splitlines()
+    return read_listing_lines(text.splitlines(), path, strict)
+
+
+def read_listing_lines(raw: list[str], path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
+    """`read_listing` on the file's lines."""
     start = 0
     while start < len(raw):
         line = raw[start].strip()
         if line and not (_BOILERPLATE.match(line) and not _GLUED_PREFIX.match(line)):
             break
         start += 1
-    body = raw[start:]
-    if _EDGE_SPACE.search(text):
-        body = [ln.strip() for ln in body]
+    body = [ln.strip() for ln in raw[start:]]
     while body and not body[-1]:
         body.pop()
     if body:
@@ -163,9 +196,9 @@ def read_listing(text: str, path: Path, strict: bool) -> tuple[Records, list[Ski
     if (len(titles) == len(abstracts) and all(body)
             and (max(map(len, titles), default=0) <= 150 or not any(map(_looks_like_abstract, titles)))
             and (min(map(len, abstracts), default=0) > _TITLE_MAX or all(map(_looks_like_abstract, abstracts)))):
-        first = start + 1
         lines = list(range(start + 1, start + 1 + 2 * len(titles), 2))
-        return Records(lines, titles, abstracts, clean="  " not in text and "\t" not in text), []
+        clean = not any("  " in ln or "\t" in ln for ln in body)
+        return Records(lines, titles, abstracts, clean=clean), []
     lines = [(start + i, ln) for i, ln in enumerate(body, start=1) if ln]
 
     records = Records()
