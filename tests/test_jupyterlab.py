@@ -35,8 +35,8 @@ def quick_copy(root: Path) -> Path:
     nb = nbformat.read(str(notebooks_dir() / "03_explorer.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     cell.source = re.sub(r"^quick = False", "quick = True", cell.source, flags=re.M)
-    cell.source = re.sub(r'^results_dir = "results"', f"results_dir = {str(root / 'results')!r}", cell.source, flags=re.M)
-    assert "quick = True" in cell.source
+    cell.source = re.sub(r"^results_dir = .*$", f"results_dir = {str(root / 'results')!r}", cell.source, flags=re.M)
+    assert "quick = True" in cell.source and str(root / "results") in cell.source
     target = root / "03_explorer.ipynb"
     nbformat.write(nb, str(target))
     return target
