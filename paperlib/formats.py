@@ -145,7 +145,7 @@ def read_records(path: Path, *, encoding: str, strict: bool, format: str | None)
         raise CorpusFormatError(path, 1, "empty file: expected at least one paper (a title and its abstract)")
     fmt = format or detect_format(path, "\n".join(lines[:200]))
     if fmt == "listing":
-        records, skipped = read_listing_lines(lines, path, strict)
+        records, skipped = read_listing(lines, path, strict)
     else:
         text = "\n".join(lines)
         reader = {"bibtex": read_bibtex, "csv": read_delimited, "tsv": read_delimited,
@@ -173,13 +173,9 @@ def _looks_like_abstract(line: str) -> bool:
     return len(line) > _TITLE_MAX or (len(line) > 150 and _SENTENCE_BREAK.search(line) is not None)
 
 
-def read_listing(text: str, path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
-    """Title and abstract lines alternating, after the page's leading boilerplate; blank lines ignored."""
-    return read_listing_lines(text.splitlines(), path, strict)
-
-
-def read_listing_lines(raw: list[str], path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
-    """`read_listing` on the file's lines."""
+def read_listing(raw: list[str], path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
+    """The file's lines as title and abstract lines alternating, after the page's leading boilerplate;
+    blank lines ignored."""
     start = 0
     while start < len(raw):
         line = raw[start].strip()
