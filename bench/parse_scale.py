@@ -2,8 +2,8 @@
 
 Generates corpora of N papers by resampling the words of the shipped abstracts (seeded),
 writes each supported format, then parses each file in a fresh process and reports
-papers per second (wall clock) and the peak resident memory the parse added (RSS sampled
-every 2 ms, minus the RSS before the call), against the file size.
+papers per second (wall clock) and the peak resident memory the parse added (the kernel's
+peak-RSS mark, reset just before the call, minus the RSS then), against the file size.
 
     .venv/bin/python bench/parse_scale.py                       # 10k, 100k, 300k, all formats
     .venv/bin/python bench/parse_scale.py --sizes 10000 --formats listing csv
@@ -27,27 +27,19 @@ FORMATS = ["listing", "bibtex", "csv", "tsv", "json", "jsonl"]
 SUFFIX = {"listing": ".txt", "bibtex": ".bib", "csv": ".csv", "tsv": ".tsv", "json": ".json", "jsonl": ".jsonl"}
 
 CHILD = r"""
-import json, os, sys, threading, time
+import json, os, sys, time
 from paperlib import default_corpus_path, load_corpus
 load_corpus(default_corpus_path())  # warm up: lazy imports and compiled patterns are not per-paper costs
-page = os.sysconf("SC_PAGE_SIZE")
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-peak, done = [rss()], threading.Event()
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.002)
-base = rss()
-watcher = threading.Thread(target=sample, daemon=True)
-watcher.start()
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
+base = status("VmRSS")
 t = time.perf_counter()
 df = load_corpus(sys.argv[1])
 sec = time.perf_counter() - t
-done.set(); watcher.join()
-peak[0] = max(peak[0], rss())
-print(json.dumps({"papers": len(df), "seconds": sec, "base_bytes": base, "peak_bytes": peak[0]}))
+print(json.dumps({"papers": len(df), "seconds": sec, "base_bytes": base, "peak_bytes": status("VmHWM")}))
 """
 
 

@@ -7,16 +7,18 @@ raised as a `CorpusFormatError` naming the file, the line and what was expected.
 """
 from __future__ import annotations
 
-import hashlib
+import gc
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import formats
+from . import formats, textcols
 from .errors import CorpusFormatError
 from .formats import Records
 
@@ -65,7 +67,7 @@ class LoadReport:
 
 def normalise_title(title: str) -> str:
     """The key that decides whether two titles name the same paper (case, accents, punctuation ignored)."""
-    return _keys(_clean([title]))[0]
+    return _keys([title])[0]
 
 
 def paper_id(title: str) -> str:
@@ -77,6 +79,20 @@ _CODE_HOSTS = r"(?:github\.com|gitlab\.com|bitbucket\.org|huggingface\.co|codebe
 _CODE_URL = re.compile(r"https?://(?:www\.)?" + _CODE_HOSTS + r"/[^\s<>()\[\]{}\"']+", re.IGNORECASE)
 _ANY_URL = re.compile(r"https?://[^\s<>()\[\]{}\"']+", re.IGNORECASE)
 _CODE_WORDS = re.compile(r"\b(?:code|implementation|repository|github|source|models? (?:are|is) (?:publicly )?available)\b", re.IGNORECASE)
+
+
+_CODE_STEMS = ("code", "implementation", "repository", "github", "source", "available")
+
+
+def _about_code(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] (a sentence) speaks of code; plain-ASCII sentences without any
+    of the words are answered without the regex."""
+    sentence = text[start:end]
+    if sentence.isascii():
+        lower = sentence.lower()
+        if not any(stem in lower for stem in _CODE_STEMS):
+            return False
+    return _CODE_WORDS.search(text, start, end) is not None
 
 
 def extract_code_urls(abstract: str) -> list[str]:
@@ -92,7 +108,7 @@ def extract_code_urls(abstract: str) -> list[str]:
         if not _CODE_URL.match(url):
             start = abstract.rfind(". ", 0, m.start()) + 1
             end = abstract.find(". ", m.end())
-            if not _CODE_WORDS.search(abstract, start, end if end >= 0 else len(abstract)):
+            if not _about_code(abstract, start, end if end >= 0 else len(abstract)):
                 url = ""
         if url and url not in urls:
             urls.append(url)
@@ -107,8 +123,15 @@ _VERSION = re.compile(r"^(?:[vV]?\d+(?:\.\d+)*|[A-Z]{1,3}\d*|\d*[A-Z]{1,3})$")
 _PARENTHESISED = re.compile(r"\(\s*([A-Z][\w-]*)\s*\)")
 
 
+_TOKEN = re.compile(r"[\w.+-]+")
+_OPEN_SPACE = re.compile(r"\(\s")
+_ASCII_COINED = re.compile(r"[0-9]|[A-Za-z][A-Z]")
+
+
 def _is_coined(word: str) -> bool:
     """A made-up name: digits, two capitals in a row, or a capital after a lower-case letter."""
+    if word.isascii():
+        return _ASCII_COINED.search(word) is not None
     pairs = zip(word, word[1:])
     return any(c.isdigit() for c in word) or any((a.isupper() or a.islower()) and b.isupper() for a, b in pairs)
 
@@ -125,7 +148,7 @@ def extract_acronym(title: str, abstract: str = "") -> str:
     if not sep or not head or len(head) > 40:
         return ""
     tokens = head.split()
-    if len(tokens) > 4 or not _NAME_TOKEN.match(tokens[0]) or not all(re.fullmatch(r"[\w.+-]+", t) for t in tokens):
+    if len(tokens) > 4 or not _NAME_TOKEN.match(tokens[0]) or not all(map(_TOKEN.fullmatch, tokens)):
         return ""
     if len(tokens) == 1:
         return head if any(c.isupper() for c in head) else ""
@@ -136,91 +159,154 @@ def extract_acronym(title: str, abstract: str = "") -> str:
     if coined:
         return first
     initials = "".join(t[0].upper() for t in tokens if t[0].isalpha())
+    if initials and "(" + initials not in abstract and not _OPEN_SPACE.search(abstract):
+        return ""  # no parenthesised word can start with the initials
     for m in _PARENTHESISED.finditer(abstract):
         if m.group(1).startswith(initials):
             return m.group(1)
     return ""
 
 
-def _clean(texts: list[str]) -> list[str]:
-    """Whitespace runs collapsed to one space, ends trimmed (the split only where a run exists)."""
-    return [" ".join(x.split()) if ("  " in x or "\t" in x or "\n" in x or "\r" in x) else x.strip() for x in texts]
-
-
 def _keys(titles: list[str]) -> list[str]:
-    """`normalise_title` for a whole column (vectorised with Arrow)."""
-    keys = pc.utf8_lower(pa.array(titles, pa.large_string()))
-    keys = pc.replace_substring_regex(pc.utf8_normalize(keys, "NFKD"), r"\p{Mn}+", "")
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(keys, r"[^\p{L}\p{N}_]+", " ")).to_pylist()
+    return textcols.title_keys(textcols.squeeze_space(textcols.as_column(titles))).to_pylist()
 
 
 def _ids(keys: list[str]) -> list[str]:
-    sha1 = hashlib.sha1
-    out = []
-    for key in keys:
-        slug = "-".join(key.split(" ", 4)[:4])[:32].strip("-") or "paper"
-        out.append(f"{slug}-{sha1(key.encode('utf-8')).hexdigest()[:8]}")
-    return out
+    return textcols.ids_from_keys(textcols.as_column(keys))
 
 
 def _finish(records: Records, report: LoadReport, path: Path, strict: bool, lossy: bool) -> pd.DataFrame:
-    """Validate records, merge duplicates, add ids and extractions (column-wise: corpora can be large).
+    """Validate records, merge duplicates, add ids and extractions (column-wise in Arrow: corpora can be large).
 
     `lossy`: the text was decoded leniently, so records may hold undecodable bytes to report.
     """
-    lines = records.lines
-    if records.clean:
-        title_list, abstract_list = records.titles, records.abstracts
-    else:
-        title_list, abstract_list = _clean(records.titles), _clean(records.abstracts)
+    lines = np.asarray(records.lines, dtype=np.int64)
     bad: dict[int, str] = {}
-    for i, (t, a) in enumerate(zip(title_list, abstract_list)):
-        if not t:
-            bad[i] = "expected a title, found an empty one"
-        elif not a:
-            bad[i] = f"expected an abstract for the title {t[:60]!r}, found an empty one"
-        elif lossy and (formats.has_undecodable(t) or formats.has_undecodable(a)):
-            bad[i] = "the record holds bytes that are not valid in the given encoding"
-        else:
-            continue
-        if strict:
-            raise CorpusFormatError(path, lines[i], bad[i])
-        report.skipped.append(Issue(lines[i], formats.printable(t), bad[i]))
+    if lossy:  # Arrow cannot hold lone surrogates: such records are reported before the columns are built
+        for i, (t, a) in enumerate(zip(records.titles, records.abstracts)):
+            if formats.has_undecodable(t) or formats.has_undecodable(a):
+                bad[i] = "the record holds bytes that are not valid in the given encoding"
+        kept = [i for i in range(len(lines)) if i not in bad]
+        titles = textcols.as_column([records.titles[i] for i in kept])
+        abstracts = textcols.as_column([records.abstracts[i] for i in kept])
+    else:
+        kept = None
+        titles, abstracts = textcols.as_column(records.titles), textcols.as_column(records.abstracts)
+    titles, abstracts = textcols.squeeze_space(titles), textcols.squeeze_space(abstracts)
+    empty = np.flatnonzero((pc.binary_length(titles).to_numpy() == 0) | (pc.binary_length(abstracts).to_numpy() == 0))
+    if len(empty):
+        first_titles = titles.take(pa.array(empty)).to_pylist()
+        for j, t in zip(empty.tolist(), first_titles):
+            i = j if kept is None else kept[j]
+            bad[i] = ("expected a title, found an empty one" if not t else
+                      f"expected an abstract for the title {t[:60]!r}, found an empty one")
     if bad:
-        keep = [i for i in range(len(lines)) if i not in bad]
-        lines, title_list, abstract_list = ([col[i] for i in keep] for col in (lines, title_list, abstract_list))
+        for i in sorted(bad):
+            if strict:
+                raise CorpusFormatError(path, int(lines[i]), bad[i])
+            title = records.titles[i].strip()
+            report.skipped.append(Issue(int(lines[i]), formats.printable(" ".join(title.split())), bad[i]))
+        keep = np.setdiff1d(np.arange(len(titles)), empty)
+        keep = pa.array(keep)
+        titles, abstracts = titles.take(keep), abstracts.take(keep)
+        lines = np.delete(lines, sorted(bad))
 
-    keys = _keys(title_list)
-    first_of: dict[str, int] = {}
-    keep_rows: list[int] = []
-    for i, key in enumerate(keys):
-        j = first_of.setdefault(key, i)
-        if j == i:
-            keep_rows.append(i)
-            continue
-        report.duplicates.append(Issue(lines[i], title_list[i],
-                                       f"same title as the record at line {lines[j]}; the longer abstract was kept"))
-        if len(abstract_list[i]) > len(abstract_list[j]):
-            abstract_list[j] = abstract_list[i]
-    if report.duplicates:
-        keys = [keys[i] for i in keep_rows]
-        title_list = [title_list[i] for i in keep_rows]
-        abstract_list = [abstract_list[i] for i in keep_rows]
-        lines = [lines[i] for i in keep_rows]
+    keys = textcols.title_keys(titles)
+    if len(pc.unique(keys)) < len(keys):
+        titles, abstracts, keys, lines = _merge_duplicates(titles, abstracts, keys, lines, report)
     df = pd.DataFrame(
         {
-            "paper_id": _ids(keys),
-            "title": pd.array(title_list, dtype="str"),
-            "abstract": pd.array(abstract_list, dtype="str"),
+            "paper_id": textcols.ids_from_keys(keys),
+            "title": pd.array(titles, dtype="str"),
+            "abstract": pd.array(abstracts, dtype="str"),
             "source": str(path),
             "line": pd.array(lines, dtype="Int64"),
-            "code_urls": [extract_code_urls(a) if "http" in a else [] for a in abstract_list],
-            "acronym": [extract_acronym(t, a) if ":" in t else "" for t, a in zip(title_list, abstract_list)],
+            "code_urls": _code_url_column(abstracts),
+            "acronym": pd.array(_acronym_column(titles, abstracts), dtype="str"),
         },
         columns=COLUMNS,
     )
     report.papers = len(df)
     return df
+
+
+def _code_url_column(abstracts: pa.Array) -> list[list[str]]:
+    """`extract_code_urls` of every (whitespace-squeezed) abstract.
+
+    The common case, one "http" that starts a code-host URL, is done in Arrow; the rest
+    (several links, links that need their sentence read) go through `extract_code_urls`.
+    """
+    urls: list[list[str]] = [[] for _ in range(len(abstracts))]
+    rows, counts = textcols.rows_containing(abstracts, b"http")
+    texts = abstracts.take(pa.array(rows))
+    single = pa.array(counts == 1)
+    match = pc.extract_regex(texts, _SQUEEZED_URL)  # null where no URL; .field() would show those as ''
+    found = pc.utf8_rtrim(match.field("url"), ".,;:")
+    direct = pc.and_(pc.and_(single, pc.is_valid(match)),
+                     pc.match_substring_regex(found, _SQUEEZED_CODE_URL, ignore_case=True))
+    for i, url in zip(rows[direct.to_numpy(zero_copy_only=False)].tolist(), found.filter(direct).to_pylist()):
+        urls[i] = [url]
+    slow = pc.invert(pc.or_(direct, pc.and_(single, pc.is_null(match))))
+    for i, text in zip(rows[slow.to_numpy(zero_copy_only=False)].tolist(), texts.filter(slow).to_pylist()):
+        urls[i] = extract_code_urls(text)
+    return urls
+
+
+# _ANY_URL and _CODE_URL for text whose only whitespace is the plain space (RE2 syntax).
+_SQUEEZED_URL = r"(?P<url>http(?i:s?://)[^ <>()\[\]{}\"']+)"
+_SQUEEZED_CODE_URL = r"^https?://(?:www\.)?" + _CODE_HOSTS + r"/[^ <>()\[\]{}\"']+"
+
+
+def _acronym_column(titles: pa.Array, abstracts: pa.Array) -> np.ndarray:
+    """`extract_acronym` of every (whitespace-squeezed) paper.
+
+    A head before the colon that is one ASCII word with a capital is the name (found by one regex
+    over the column); other titles with a head of at most four words go through `extract_acronym`.
+    """
+    acronyms = np.full(len(titles), "", dtype=object)
+    one_word = pc.match_substring_regex(titles, r"^[A-Za-z0-9_.+-]*[A-Z][A-Za-z0-9_.+-]* ?:")
+    rows = pc.indices_nonzero(one_word).to_numpy()
+    heads = [t.partition(":")[0].rstrip(" ") for t in titles.take(pa.array(rows)).to_pylist()]
+    acronyms[rows] = [h if len(h) <= 40 else "" for h in heads]
+    maybe = pc.and_(pc.invert(one_word), pc.match_substring_regex(titles, r"^[^ :]+(?: [^ :]+){0,3} ?:"))
+    rows = pc.indices_nonzero(maybe).to_numpy()
+    picked = pa.array(rows)
+    acronyms[rows] = [extract_acronym(t, a) for t, a in zip(titles.take(picked).to_pylist(), abstracts.take(picked).to_pylist())]
+    return acronyms
+
+
+def _merge_duplicates(titles, abstracts, keys, lines, report: LoadReport):
+    """Keep the first record of each normalised title, with the longest abstract of its group; report the rest."""
+    title_list, abstract_list = titles.to_pylist(), abstracts.to_pylist()
+    first_of: dict[str, int] = {}
+    keep_rows: list[int] = []
+    for i, key in enumerate(keys.to_pylist()):
+        j = first_of.setdefault(key, i)
+        if j == i:
+            keep_rows.append(i)
+            continue
+        report.duplicates.append(Issue(int(lines[i]), title_list[i],
+                                       f"same title as the record at line {lines[j]}; the longer abstract was kept"))
+        if len(abstract_list[i]) > len(abstract_list[j]):
+            abstract_list[j] = abstract_list[i]
+    keep = pa.array(keep_rows, pa.int64())
+    return (titles.take(keep), textcols.as_column(abstract_list).take(keep), keys.take(keep), lines[keep_rows])
+
+
+@contextmanager
+def _gc_paused():
+    """Hold the cyclic garbage collector while building columns of many small objects.
+
+    Those allocations set off collections that walk every object (a third of the load time
+    of a large corpus) and can free nothing: no reference cycles are made here.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_corpus_with_report(
@@ -231,7 +317,8 @@ def load_corpus_with_report(
     fmt, records, skipped, lossy = formats.read_records(path, encoding=encoding, strict=strict, format=format)
     report = LoadReport(source=str(path), format=fmt)
     report.skipped.extend(Issue(line, title, reason) for line, title, reason in skipped)
-    df = _finish(records, report, path, strict, lossy)
+    with _gc_paused():
+        df = _finish(records, report, path, strict, lossy)
     report.records_read = len(records) + len(skipped)
     assert report.records_read == report.papers + len(report.duplicates) + len(report.skipped)
     df.attrs["load_report"] = report.as_dict()

@@ -9,11 +9,18 @@ import codecs
 import csv
 import io
 import json
+import mmap
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import textcols
 from .errors import CorpusFormatError
 
 FORMATS = ("listing", "bibtex", "csv", "tsv", "json", "jsonl")
@@ -24,12 +31,11 @@ _SNIFFED_SUFFIXES = {"", ".txt", ".text", ".md", ".list", ".listing"}
 
 @dataclass
 class Records:
-    """The records of one file as three parallel columns (cheap for large files)."""
+    """The records of one file as three parallel columns (lists, or Arrow and numpy arrays from the column-wise reader)."""
 
     lines: list[int] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
     abstracts: list[str] = field(default_factory=list)
-    clean: bool = False  # True when no field can hold runs of whitespace or line breaks
 
     def append(self, line: int, title: str, abstract: str) -> None:
         self.lines.append(line)
@@ -60,16 +66,20 @@ def printable(text: str) -> str:
 _LINE_SAFE = {"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15", "utf-8-sig"}
 
 
+def _codec(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+
+
 def _decode_lines(data: bytes, path: Path, encoding: str, strict: bool) -> tuple[list[str], bool]:
     """The file's lines, and whether invalid bytes were kept as lone surrogates (lenient mode only).
 
     Lines are decoded one by one where the encoding allows it: each line then gets its own
     compact string (one emoji does not widen the whole file) and a bad byte names its line.
     """
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r}") from None
+    codec = _codec(encoding)
     if codec not in _LINE_SAFE:
         try:
             return data.decode(encoding).removeprefix("\ufeff").splitlines(), False
@@ -128,18 +138,28 @@ _EXPECTED_FORMATS = ("expected a listing (title and abstract lines alternating),
                      "CSV/TSV or JSON/JSON Lines with 'title' and 'abstract' columns")
 
 
-def read_records(path: Path, *, encoding: str, strict: bool, format: str | None):
-    """(format, records, skipped, lossy) of one file; lossy: undecodable bytes were kept as surrogates."""
+def read_records(path: Path, *, encoding: str, strict: bool, format: str | None, fast: bool = True):
+    """(format, records, skipped, lossy) of one file; lossy: undecodable bytes were kept as surrogates.
+
+    `fast=False` skips the column-wise listing reader (the tests compare the two readers).
+    """
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            # Mapped, not read: the column-wise reader works on the pages in place.
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
     except FileNotFoundError:
         raise CorpusFormatError(path, None, "no such file") from None
     except IsADirectoryError:
         raise CorpusFormatError(path, None, "is a folder, expected a corpus file") from None
     if b"\x00" in data[:4096]:
         raise CorpusFormatError(path, None, f"binary file, unknown corpus format: {_EXPECTED_FORMATS}")
+    if fast and format in (None, "listing") and _codec(encoding) in ("utf-8", "utf-8-sig"):
+        records = read_listing_columns(path, data, format)
+        if records is not None:
+            return "listing", records, [], False
+    data = data[:]
     lines, lossy = _decode_lines(data, path, encoding, strict)
     if not any(ln.strip() for ln in lines):
         raise CorpusFormatError(path, 1, "empty file: expected at least one paper (a title and its abstract)")
@@ -173,28 +193,99 @@ def _looks_like_abstract(line: str) -> bool:
     return len(line) > _TITLE_MAX or (len(line) > 150 and _SENTENCE_BREAK.search(line) is not None)
 
 
+def _body_start(lines) -> int:
+    """Index of the first line after the page's leading boilerplate and blank lines."""
+    for start, line in enumerate(lines):
+        line = line.strip()
+        if line and not (_BOILERPLATE.match(line) and not _GLUED_PREFIX.match(line)):
+            return start
+    return len(lines)
+
+
+def _abstract_like(col: pa.Array, lengths: np.ndarray) -> np.ndarray:
+    """`_looks_like_abstract` for a whole column whose character lengths are given."""
+    out = lengths > _TITLE_MAX
+    middle = np.flatnonzero((lengths > 150) & ~out)
+    if len(middle):
+        found = pc.match_substring_regex(col.take(pa.array(middle)), _SENTENCE_BREAK.pattern)
+        out[middle] = found.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _blank(lines: pa.Array, raw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Which lines hold only whitespace; a line that starts with a visible ASCII byte is not asked twice."""
+    first = raw[np.minimum(offsets[:-1], len(raw) - 1)] if len(raw) else np.zeros(len(lines), np.uint8)
+    blank = np.zeros(len(lines), bool)
+    unsure = np.flatnonzero((first <= 32) | (first >= 127) | (offsets[:-1] == offsets[1:]))
+    if len(unsure):
+        found = pc.match_substring_regex(lines.take(pa.array(unsure)), f"^{textcols.WHITESPACE_CLASS}*$")
+        blank[unsure] = found.to_numpy(zero_copy_only=False)
+    return blank
+
+
+def read_listing_columns(path: Path, data: bytes | mmap.mmap, format: str | None) -> Records | None:
+    """The listing read column-wise with Arrow, when the file is a regular UTF-8 listing.
+
+    None sends the file to the line-by-line `read_listing`, which gives the same records and
+    names the line of any problem: bad bytes, lone carriage returns, a record that breaks
+    the alternation, a file sniffed as another format.
+    """
+    raw = np.frombuffer(data, np.uint8)
+    if data.find(b"\r") >= 0:
+        returns = np.flatnonzero(raw == 13)
+        if returns[-1] + 1 >= len(raw) or np.any(raw[returns + 1] != 10):
+            return None  # a lone CR is a line break only bytes.splitlines() sees
+    breaks = np.flatnonzero(raw == 10)
+    if format is None:
+        head = data[: breaks[199] if len(breaks) >= 200 else len(data)]
+        try:
+            if detect_format(path, head.decode("utf-8", "replace").removeprefix("\ufeff")) != "listing":
+                return None
+        except CorpusFormatError:
+            return None
+    bom = 3 if data[:3] == codecs.BOM_UTF8 else 0
+    ends = breaks + 1 if data[-1:] == b"\n" else np.append(breaks + 1, len(data))
+    offsets = np.concatenate(([bom], ends)).astype(np.int64)
+    lines = pa.Array.from_buffers(pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    try:
+        lines = lines.cast(pa.large_string())  # lines keep their line break: trimmed once they are columns
+    except pa.ArrowInvalid:
+        return None  # not valid UTF-8
+    start = _body_start(lines.slice(0, 50).to_pylist())
+    if start >= 50:
+        return None
+    rows = np.flatnonzero(~_blank(lines, raw, offsets)[start:]) + start
+    t_rows, a_rows = rows[0::2], rows[1::2]
+    if len(t_rows) == 0 or len(t_rows) != len(a_rows):
+        return None
+    titles = pc.utf8_trim(lines.take(pa.array(t_rows)), textcols.WHITESPACE)
+    abstracts = lines.take(pa.array(a_rows))
+    first = titles[0].as_py()
+    unglued = _GLUED_PREFIX.sub("", first, count=1)
+    if unglued != first:
+        titles = pa.concat_arrays([pa.array([unglued], pa.large_string()), titles.slice(1)])
+    if _abstract_like(titles, pc.utf8_length(titles).to_numpy()).any():
+        return None  # read_listing re-pairs the lines after such a title and names it
+    return Records(t_rows + 1, titles, abstracts)
+
+
 def read_listing(raw: list[str], path: Path, strict: bool) -> tuple[Records, list[Skipped]]:
     """The file's lines as title and abstract lines alternating, after the page's leading boilerplate;
     blank lines ignored."""
-    start = 0
-    while start < len(raw):
-        line = raw[start].strip()
-        if line and not (_BOILERPLATE.match(line) and not _GLUED_PREFIX.match(line)):
-            break
-        start += 1
+    start = _body_start(raw)
     body = [ln.strip() for ln in raw[start:]]
     while body and not body[-1]:
         body.pop()
     if body:
         body[0] = _GLUED_PREFIX.sub("", body[0], count=1)
     titles, abstracts = body[0::2], body[1::2]
-    # Fast path: no blank lines, short titles and long abstracts strictly alternating.
+    # Fast path: no blank lines, an even count, and no title that looks like an abstract. The loop
+    # below would then pair the lines the same way (it only re-pairs after a title that looks
+    # like an abstract), however short an abstract is.
     if (len(titles) == len(abstracts) and all(body)
-            and (max(map(len, titles), default=0) <= 150 or not any(map(_looks_like_abstract, titles)))
-            and (min(map(len, abstracts), default=0) > _TITLE_MAX or all(map(_looks_like_abstract, abstracts)))):
+            and (max(map(len, titles), default=0) <= 150 or not any(map(_looks_like_abstract, titles)))):
         lines = list(range(start + 1, start + 1 + 2 * len(titles), 2))
-        clean = not any("  " in ln or "\t" in ln for ln in body)
-        return Records(lines, titles, abstracts, clean=clean), []
+        return Records(lines, titles, abstracts), []
     lines = [(start + i, ln) for i, ln in enumerate(body, start=1) if ln]
 
     records = Records()
