@@ -175,41 +175,43 @@ def _ids(keys: list[str]) -> list[str]:
     return textcols.ids_from_keys(textcols.as_column(keys))
 
 
-def _finish(records: Records, report: LoadReport, path: Path, strict: bool, lossy: bool) -> pd.DataFrame:
-    """Validate records, merge duplicates, add ids and extractions (column-wise in Arrow: corpora can be large).
+def _columns(records: Records, lossy: bool) -> tuple[pa.Array, pa.Array, np.ndarray, dict[int, tuple[str, str]]]:
+    """The records as Arrow columns with whitespace squeezed, and those already known to be unreadable.
 
-    `lossy`: the text was decoded leniently, so records may hold undecodable bytes to report.
+    Takes the text out of `records` (its title and abstract lists are left None).
+    `lossy`: the text was decoded leniently; records holding undecodable bytes (which Arrow
+    cannot store) get empty text here and their reason in the returned {index: (title, reason)}.
     """
-    lines = np.asarray(records.lines, dtype=np.int64)
-    bad: dict[int, str] = {}
-    if lossy:  # Arrow cannot hold lone surrogates: such records are reported before the columns are built
-        for i, (t, a) in enumerate(zip(records.titles, records.abstracts)):
+    titles, abstracts = records.titles, records.abstracts
+    records.titles = records.abstracts = None  # so each list is freed as soon as its column is built
+    bad: dict[int, tuple[str, str]] = {}
+    if lossy:
+        for i, (t, a) in enumerate(zip(titles, abstracts)):
             if formats.has_undecodable(t) or formats.has_undecodable(a):
-                bad[i] = "the record holds bytes that are not valid in the given encoding"
-        kept = [i for i in range(len(lines)) if i not in bad]
-        titles = textcols.as_column([records.titles[i] for i in kept])
-        abstracts = textcols.as_column([records.abstracts[i] for i in kept])
-    else:
-        kept = None
-        titles, abstracts = textcols.as_column(records.titles), textcols.as_column(records.abstracts)
-    titles, abstracts = textcols.squeeze_space(titles), textcols.squeeze_space(abstracts)
+                bad[i] = (formats.printable(" ".join(t.split())),
+                          "the record holds bytes that are not valid in the given encoding")
+        titles = ["" if i in bad else t for i, t in enumerate(titles)]
+        abstracts = ["" if i in bad else a for i, a in enumerate(abstracts)]
+    titles = textcols.squeeze_space(textcols.as_column(titles))
+    abstracts = textcols.squeeze_space(textcols.as_column(abstracts))
+    return titles, abstracts, np.asarray(records.lines, dtype=np.int64), bad
+
+
+def _finish(titles: pa.Array, abstracts: pa.Array, lines: np.ndarray, bad: dict[int, tuple[str, str]],
+            report: LoadReport, path: Path, strict: bool) -> pd.DataFrame:
+    """Report empty records, merge duplicates, add ids and extractions (column-wise: corpora can be large)."""
     empty = np.flatnonzero((pc.binary_length(titles).to_numpy() == 0) | (pc.binary_length(abstracts).to_numpy() == 0))
-    if len(empty):
-        first_titles = titles.take(pa.array(empty)).to_pylist()
-        for j, t in zip(empty.tolist(), first_titles):
-            i = j if kept is None else kept[j]
-            bad[i] = ("expected a title, found an empty one" if not t else
+    for j, t in zip(empty.tolist(), titles.take(pa.array(empty)).to_pylist()):
+        if j not in bad:
+            bad[j] = (t, "expected a title, found an empty one" if not t else
                       f"expected an abstract for the title {t[:60]!r}, found an empty one")
     if bad:
         for i in sorted(bad):
             if strict:
-                raise CorpusFormatError(path, int(lines[i]), bad[i])
-            title = records.titles[i].strip()
-            report.skipped.append(Issue(int(lines[i]), formats.printable(" ".join(title.split())), bad[i]))
-        keep = np.setdiff1d(np.arange(len(titles)), empty)
-        keep = pa.array(keep)
-        titles, abstracts = titles.take(keep), abstracts.take(keep)
-        lines = np.delete(lines, sorted(bad))
+                raise CorpusFormatError(path, int(lines[i]), bad[i][1])
+            report.skipped.append(Issue(int(lines[i]), *bad[i]))
+        keep = pa.array(np.setdiff1d(np.arange(len(titles)), sorted(bad)))
+        titles, abstracts, lines = titles.take(keep), abstracts.take(keep), lines[keep.to_numpy()]
 
     keys = textcols.title_keys(titles)
     if len(pc.unique(keys)) < len(keys):
@@ -317,9 +319,11 @@ def load_corpus_with_report(
     fmt, records, skipped, lossy = formats.read_records(path, encoding=encoding, strict=strict, format=format)
     report = LoadReport(source=str(path), format=fmt)
     report.skipped.extend(Issue(line, title, reason) for line, title, reason in skipped)
-    with _gc_paused():
-        df = _finish(records, report, path, strict, lossy)
     report.records_read = len(records) + len(skipped)
+    columns = _columns(records, lossy)
+    del records  # the Python strings go once the Arrow columns hold the text
+    with _gc_paused():
+        df = _finish(*columns, report, path, strict)
     assert report.records_read == report.papers + len(report.duplicates) + len(report.skipped)
     df.attrs["load_report"] = report.as_dict()
     return df, report

@@ -145,21 +145,24 @@ def read_records(path: Path, *, encoding: str, strict: bool, format: str | None,
     """
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    columnwise = (fast and format in (None, "listing") and _codec(encoding) in ("utf-8", "utf-8-sig")
+                  and (format == "listing" or path.suffix.lower() not in _BY_SUFFIX))
     try:
         with path.open("rb") as f:
-            # Mapped, not read: the column-wise reader works on the pages in place.
-            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+            # A likely listing is mapped, not read: the column-wise reader works on the pages in place.
+            data = f.read() if not columnwise or not os.fstat(f.fileno()).st_size else \
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
         raise CorpusFormatError(path, None, "no such file") from None
     except IsADirectoryError:
         raise CorpusFormatError(path, None, "is a folder, expected a corpus file") from None
     if b"\x00" in data[:4096]:
         raise CorpusFormatError(path, None, f"binary file, unknown corpus format: {_EXPECTED_FORMATS}")
-    if fast and format in (None, "listing") and _codec(encoding) in ("utf-8", "utf-8-sig"):
+    if columnwise:
         records = read_listing_columns(path, data, format)
         if records is not None:
             return "listing", records, [], False
-    data = data[:]
+        data = data[:]
     lines, lossy = _decode_lines(data, path, encoding, strict)
     if not any(ln.strip() for ln in lines):
         raise CorpusFormatError(path, 1, "empty file: expected at least one paper (a title and its abstract)")
@@ -230,19 +233,24 @@ def read_listing_columns(path: Path, data: bytes | mmap.mmap, format: str | None
     names the line of any problem: bad bytes, lone carriage returns, a record that breaks
     the alternation, a file sniffed as another format.
     """
+    if format is None:
+        head_end = -1
+        for _ in range(200):
+            head_end = data.find(b"\n", head_end + 1)
+            if head_end < 0:
+                break
+        head = data[: head_end if head_end >= 0 else len(data)]
+        try:
+            if detect_format(path, head.decode("utf-8", "replace").removeprefix("\ufeff")) != "listing":
+                return None
+        except CorpusFormatError:
+            return None
     raw = np.frombuffer(data, np.uint8)
     if data.find(b"\r") >= 0:
         returns = np.flatnonzero(raw == 13)
         if returns[-1] + 1 >= len(raw) or np.any(raw[returns + 1] != 10):
             return None  # a lone CR is a line break only bytes.splitlines() sees
     breaks = np.flatnonzero(raw == 10)
-    if format is None:
-        head = data[: breaks[199] if len(breaks) >= 200 else len(data)]
-        try:
-            if detect_format(path, head.decode("utf-8", "replace").removeprefix("\ufeff")) != "listing":
-                return None
-        except CorpusFormatError:
-            return None
     bom = 3 if data[:3] == codecs.BOM_UTF8 else 0
     ends = breaks + 1 if data[-1:] == b"\n" else np.append(breaks + 1, len(data))
     offsets = np.concatenate(([bom], ends)).astype(np.int64)

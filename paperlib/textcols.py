@@ -22,18 +22,34 @@ _ODD_SPACE = WHITESPACE_CLASS + "{2,}|" + _NOT_PLAIN_SPACE  # a run, or one whit
 
 
 def as_column(texts) -> pa.Array:
-    """A large_string Arrow array of `texts` (a list of str or an Arrow string array)."""
+    """A large_string Arrow array of `texts` (a list of str or an Arrow string array).
+
+    Built with the system allocator, which can reuse the memory the readers' Python strings
+    free (Arrow's own pool cannot), so the column does not add to the peak on top of them.
+    """
     if isinstance(texts, pa.Array):
         return texts if texts.type == pa.large_string() else texts.cast(pa.large_string())
-    return pa.array(texts, pa.large_string())
+    return pa.array(texts, pa.large_string(), memory_pool=pa.system_memory_pool())
 
 
 def squeeze_space(col: pa.Array) -> pa.Array:
     """`" ".join(s.split())` for every string: ends trimmed, each run of whitespace made one space."""
-    col = pc.utf8_trim(col, WHITESPACE)
+    if _may_need_trim(col):
+        col = pc.utf8_trim(col, WHITESPACE)
     if len(col) and _may_have_odd_space(col):
         col = pc.replace_substring_regex(col, _ODD_SPACE, " ")
     return col
+
+
+def _may_need_trim(col: pa.Array) -> bool:
+    """False when every string starts and ends with a visible ASCII character (trimming copies the column)."""
+    raw = _used_bytes(col)
+    if len(raw) == 0:
+        return False
+    offsets = _offsets(col) - _offsets(col)[0]
+    filled = offsets[:-1] < offsets[1:]
+    ends = np.concatenate((raw[offsets[:-1][filled]], raw[offsets[1:][filled] - 1]))
+    return bool(np.any((ends <= 32) | (ends >= 127)))
 
 
 def _may_have_odd_space(col: pa.Array) -> bool:

@@ -88,7 +88,8 @@ def load_both(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     for fast in (True, False):
         fmt, records, skipped, lossy = formats.read_records(path, encoding="utf-8", strict=True, format=None, fast=fast)
         report = corpus.LoadReport(str(path), fmt)
-        results.append((corpus._finish(records, report, path, True, lossy), isinstance(records.titles, pa.Array)))
+        columnwise = isinstance(records.titles, pa.Array)
+        results.append((corpus._finish(*corpus._columns(records, lossy), report, path, True), columnwise))
     (fast_df, used_columns), (slow_df, _) = results
     return fast_df, slow_df, used_columns
 
