@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import re
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,8 +176,9 @@ def _ids(keys: list[str]) -> list[str]:
     return textcols.ids_from_keys(textcols.as_column(keys))
 
 
-def _columns(records: Records, lossy: bool) -> tuple[pa.Array, pa.Array, np.ndarray, dict[int, tuple[str, str]]]:
-    """The records as Arrow columns with whitespace squeezed, and those already known to be unreadable.
+def _columns(records: Records, lossy: bool) -> tuple[pa.Array, pa.Array, pa.Array, np.ndarray, dict[int, tuple[str, str]]]:
+    """The records as Arrow columns (titles and abstracts with whitespace squeezed, title keys, lines)
+    and the records already known to be unreadable.
 
     Takes the text out of `records` (its title and abstract lists are left None).
     `lossy`: the text was decoded leniently; records holding undecodable bytes (which Arrow
@@ -193,11 +195,14 @@ def _columns(records: Records, lossy: bool) -> tuple[pa.Array, pa.Array, np.ndar
         titles = ["" if i in bad else t for i, t in enumerate(titles)]
         abstracts = ["" if i in bad else a for i, a in enumerate(abstracts)]
     titles = textcols.squeeze_space(textcols.as_column(titles))
-    abstracts = textcols.squeeze_space(textcols.as_column(abstracts))
-    return titles, abstracts, np.asarray(records.lines, dtype=np.int64), bad
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        keys = beside.submit(textcols.title_keys, titles)  # numpy and Arrow: runs beside the abstracts' squeeze
+        abstracts = textcols.squeeze_space(textcols.as_column(abstracts))
+        keys = keys.result()
+    return titles, abstracts, keys, np.asarray(records.lines, dtype=np.int64), bad
 
 
-def _finish(titles: pa.Array, abstracts: pa.Array, lines: np.ndarray, bad: dict[int, tuple[str, str]],
+def _finish(titles: pa.Array, abstracts: pa.Array, keys: pa.Array, lines: np.ndarray, bad: dict[int, tuple[str, str]],
             report: LoadReport, path: Path, strict: bool) -> pd.DataFrame:
     """Report empty records, merge duplicates, add ids and extractions (column-wise: corpora can be large)."""
     empty = np.flatnonzero((pc.binary_length(titles).to_numpy() == 0) | (pc.binary_length(abstracts).to_numpy() == 0))
@@ -211,20 +216,27 @@ def _finish(titles: pa.Array, abstracts: pa.Array, lines: np.ndarray, bad: dict[
                 raise CorpusFormatError(path, int(lines[i]), bad[i][1])
             report.skipped.append(Issue(int(lines[i]), *bad[i]))
         keep = pa.array(np.setdiff1d(np.arange(len(titles)), sorted(bad)))
-        titles, abstracts, lines = titles.take(keep), abstracts.take(keep), lines[keep.to_numpy()]
+        titles, abstracts, keys, lines = titles.take(keep), abstracts.take(keep), keys.take(keep), lines[keep.to_numpy()]
 
-    keys = textcols.title_keys(titles)
     if len(pc.unique(keys)) < len(keys):
         titles, abstracts, keys, lines = _merge_duplicates(titles, abstracts, keys, lines, report)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # The scans are Arrow and numpy passes that release the GIL: they run on the other core
+        # while this thread hashes ids in Python.
+        url_scan = beside.submit(_url_scan, abstracts)
+        acronym_scan = beside.submit(_acronym_scan, titles)
+        paper_ids = textcols.ids_from_keys(keys)
+        code_urls = _code_url_column(abstracts, url_scan.result())
+        acronyms = _acronym_column(titles, abstracts, acronym_scan.result())
     df = pd.DataFrame(
         {
-            "paper_id": textcols.ids_from_keys(keys),
+            "paper_id": paper_ids,
             "title": pd.array(titles, dtype="str"),
             "abstract": pd.array(abstracts, dtype="str"),
             "source": str(path),
             "line": pd.array(lines, dtype="Int64"),
-            "code_urls": _code_url_column(abstracts),
-            "acronym": pd.array(_acronym_column(titles, abstracts), dtype="str"),
+            "code_urls": code_urls,
+            "acronym": pd.array(acronyms, dtype="str"),
         },
         columns=COLUMNS,
     )
@@ -232,13 +244,8 @@ def _finish(titles: pa.Array, abstracts: pa.Array, lines: np.ndarray, bad: dict[
     return df
 
 
-def _code_url_column(abstracts: pa.Array) -> list[list[str]]:
-    """`extract_code_urls` of every (whitespace-squeezed) abstract.
-
-    The common case, one "http" that starts a code-host URL, is done in Arrow; the rest
-    (several links, links that need their sentence read) go through `extract_code_urls`.
-    """
-    urls: list[list[str]] = [[] for _ in range(len(abstracts))]
+def _url_scan(abstracts: pa.Array):
+    """The column-wide part of `_code_url_column`: rows with a link, and which of them need Python."""
     rows, counts = textcols.rows_containing(abstracts, b"http")
     texts = abstracts.take(pa.array(rows))
     single = pa.array(counts == 1)
@@ -246,10 +253,22 @@ def _code_url_column(abstracts: pa.Array) -> list[list[str]]:
     found = pc.utf8_rtrim(match.field("url"), ".,;:")
     direct = pc.and_(pc.and_(single, pc.is_valid(match)),
                      pc.match_substring_regex(found, _SQUEEZED_CODE_URL, ignore_case=True))
-    for i, url in zip(rows[direct.to_numpy(zero_copy_only=False)].tolist(), found.filter(direct).to_pylist()):
-        urls[i] = [url]
     slow = pc.invert(pc.or_(direct, pc.and_(single, pc.is_null(match))))
-    for i, text in zip(rows[slow.to_numpy(zero_copy_only=False)].tolist(), texts.filter(slow).to_pylist()):
+    return (rows[direct.to_numpy(zero_copy_only=False)], found.filter(direct),
+            rows[slow.to_numpy(zero_copy_only=False)], texts.filter(slow))
+
+
+def _code_url_column(abstracts: pa.Array, scan=None) -> list[list[str]]:
+    """`extract_code_urls` of every (whitespace-squeezed) abstract.
+
+    The common case, one "http" that starts a code-host URL, is found by the column-wide
+    `_url_scan`; the rest (several links, links whose sentence decides) go through `extract_code_urls`.
+    """
+    direct_rows, direct_urls, slow_rows, slow_texts = scan or _url_scan(abstracts)
+    urls: list[list[str]] = [[] for _ in range(len(abstracts))]
+    for i, url in zip(direct_rows.tolist(), direct_urls.to_pylist()):
+        urls[i] = [url]
+    for i, text in zip(slow_rows.tolist(), slow_texts.to_pylist()):
         urls[i] = extract_code_urls(text)
     return urls
 
@@ -259,21 +278,26 @@ _SQUEEZED_URL = r"(?P<url>http(?i:s?://)[^ <>()\[\]{}\"']+)"
 _SQUEEZED_CODE_URL = r"^https?://(?:www\.)?" + _CODE_HOSTS + r"/[^ <>()\[\]{}\"']+"
 
 
-def _acronym_column(titles: pa.Array, abstracts: pa.Array) -> np.ndarray:
+def _acronym_scan(titles: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The column-wide part of `_acronym_column`: titles whose head is one ASCII word with a capital,
+    and the other titles whose head (before the colon) is short enough to be a name."""
+    one_word = pc.match_substring_regex(titles, r"^[A-Za-z0-9_.+-]*[A-Z][A-Za-z0-9_.+-]* ?:")
+    maybe = pc.and_(pc.invert(one_word), pc.match_substring_regex(titles, r"^[^ :]+(?: [^ :]+){0,3} ?:"))
+    return pc.indices_nonzero(one_word).to_numpy(), pc.indices_nonzero(maybe).to_numpy()
+
+
+def _acronym_column(titles: pa.Array, abstracts: pa.Array, scan=None) -> np.ndarray:
     """`extract_acronym` of every (whitespace-squeezed) paper.
 
-    A head before the colon that is one ASCII word with a capital is the name (found by one regex
-    over the column); other titles with a head of at most four words go through `extract_acronym`.
+    A one-word head (found by `_acronym_scan`) is the name when it has at most 40 characters;
+    the other short heads go through `extract_acronym`.
     """
+    one_word, maybe = scan if scan is not None else _acronym_scan(titles)
     acronyms = np.full(len(titles), "", dtype=object)
-    one_word = pc.match_substring_regex(titles, r"^[A-Za-z0-9_.+-]*[A-Z][A-Za-z0-9_.+-]* ?:")
-    rows = pc.indices_nonzero(one_word).to_numpy()
-    heads = [t.partition(":")[0].rstrip(" ") for t in titles.take(pa.array(rows)).to_pylist()]
-    acronyms[rows] = [h if len(h) <= 40 else "" for h in heads]
-    maybe = pc.and_(pc.invert(one_word), pc.match_substring_regex(titles, r"^[^ :]+(?: [^ :]+){0,3} ?:"))
-    rows = pc.indices_nonzero(maybe).to_numpy()
-    picked = pa.array(rows)
-    acronyms[rows] = [extract_acronym(t, a) for t, a in zip(titles.take(picked).to_pylist(), abstracts.take(picked).to_pylist())]
+    heads = [t.partition(":")[0].rstrip(" ") for t in titles.take(pa.array(one_word)).to_pylist()]
+    acronyms[one_word] = [h if len(h) <= 40 else "" for h in heads]
+    picked = pa.array(maybe)
+    acronyms[maybe] = [extract_acronym(t, a) for t, a in zip(titles.take(picked).to_pylist(), abstracts.take(picked).to_pylist())]
     return acronyms
 
 
