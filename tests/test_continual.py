@@ -333,6 +333,20 @@ def test_check_claims_needs_gaps_beyond_the_seed_spread():
     assert claims["split: Offline highest in Class-IL"]
 
 
+def test_offline_highest_is_unresolved_when_the_lead_is_a_few_test_images():
+    from paperlib.continual_experiments import check_claims, accuracy_noise
+
+    assert accuracy_noise(99.0, 1000) == pytest.approx(0.63, abs=0.01)  # two binomial SEs on 1,000 images
+    assert accuracy_noise(99.0, None) == 0.0
+    lead = lambda lwf, joint, images: check_claims(_summary({("lwf", "task"): (lwf, 0.0), ("joint", "task"): (joint, 0.0)})
+                                                  .assign(test_images=images)).set_index("claim").loc["split: Offline highest in Task-IL"]
+    assert lead(99.2, 98.9, 1000)["verdict"] == "unresolved"  # 0.3 points: three images
+    assert lead(99.2, 97.9, 1000)["verdict"] == "fails"
+    assert lead(99.2, 98.9, None)["verdict"] == "fails"  # no test size known: only the (zero) seed spread counts
+    assert lead(98.9, 99.2, 1000)["verdict"] == "holds" and lead(98.9, 99.2, 1000)["holds"]
+    assert not lead(99.2, 98.9, 1000)["holds"]
+
+
 def test_reference_file_has_the_issue_numbers_and_a_citation():
     from paperlib.continual_experiments import compare_with_reference, format_table, load_reference
     from paperlib.paths import shipped_dir
