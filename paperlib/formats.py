@@ -66,6 +66,17 @@ def printable(text: str) -> str:
 _LINE_SAFE = {"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15", "utf-8-sig"}
 
 
+def _map(f) -> bytes | mmap.mmap:
+    """The file mapped, for the column-wise reader to work on the pages in place; read where it cannot be
+    mapped (empty files, pipes, file systems without mmap)."""
+    try:
+        if os.fstat(f.fileno()).st_size:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        pass
+    return f.read()
+
+
 def _codec(encoding: str) -> str:
     try:
         return codecs.lookup(encoding).name
@@ -149,9 +160,7 @@ def read_records(path: Path, *, encoding: str, strict: bool, format: str | None,
                   and (format == "listing" or path.suffix.lower() not in _BY_SUFFIX))
     try:
         with path.open("rb") as f:
-            # A likely listing is mapped, not read: the column-wise reader works on the pages in place.
-            data = f.read() if not columnwise or not os.fstat(f.fileno()).st_size else \
-                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            data = _map(f) if columnwise else f.read()
     except FileNotFoundError:
         raise CorpusFormatError(path, None, "no such file") from None
     except IsADirectoryError:
