@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +173,7 @@ def _keys(titles: list[str]) -> list[str]:
 
 
 def _ids(keys: list[str]) -> list[str]:
-    return textcols.ids_from_keys(textcols.as_column(keys))
+    return textcols.ids_from_keys(textcols.as_column(keys)).to_pylist()
 
 
 def _columns(records: Records, lossy: bool) -> tuple[pa.Array, pa.Array, pa.Array, np.ndarray, dict[int, tuple[str, str]]]:
@@ -195,7 +195,7 @@ def _columns(records: Records, lossy: bool) -> tuple[pa.Array, pa.Array, pa.Arra
         titles = ["" if i in bad else t for i, t in enumerate(titles)]
         abstracts = ["" if i in bad else a for i, a in enumerate(abstracts)]
     titles = textcols.squeeze_space(textcols.as_column(titles))
-    with ThreadPoolExecutor(max_workers=1) as beside:
+    with _beside(len(titles)) as beside:
         keys = beside.submit(textcols.title_keys, titles)  # numpy and Arrow: runs beside the abstracts' squeeze
         abstracts = textcols.squeeze_space(textcols.as_column(abstracts))
         keys = keys.result()
@@ -220,7 +220,7 @@ def _finish(titles: pa.Array, abstracts: pa.Array, keys: pa.Array, lines: np.nda
 
     if len(pc.unique(keys)) < len(keys):
         titles, abstracts, keys, lines = _merge_duplicates(titles, abstracts, keys, lines, report)
-    with ThreadPoolExecutor(max_workers=1) as beside:
+    with _beside(len(titles)) as beside:
         # The scans are Arrow and numpy passes that release the GIL: they run on the other core
         # while this thread hashes ids in Python.
         url_scan = beside.submit(_url_scan, abstracts)
@@ -230,7 +230,7 @@ def _finish(titles: pa.Array, abstracts: pa.Array, keys: pa.Array, lines: np.nda
         acronyms = _acronym_column(titles, abstracts, acronym_scan.result())
     df = pd.DataFrame(
         {
-            "paper_id": paper_ids,
+            "paper_id": pd.array(paper_ids, dtype="str"),
             "title": pd.array(titles, dtype="str"),
             "abstract": pd.array(abstracts, dtype="str"),
             "source": str(path),
@@ -317,6 +317,29 @@ def _merge_duplicates(titles, abstracts, keys, lines, report: LoadReport):
             abstract_list[j] = abstract_list[i]
     keep = pa.array(keep_rows, pa.int64())
     return (titles.take(keep), textcols.as_column(abstract_list).take(keep), keys.take(keep), lines[keep_rows])
+
+
+class _Inline:
+    """Stands in for the executor on small corpora, where a thread's start and hand-overs cost more than it saves."""
+
+    def submit(self, fn, *args) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+_THREADED_ROWS = 20_000
+
+
+def _beside(rows: int) -> ThreadPoolExecutor | _Inline:
+    """Where to run column work that releases the GIL: a second thread from `_THREADED_ROWS` papers on."""
+    return ThreadPoolExecutor(max_workers=1) if rows >= _THREADED_ROWS else _Inline()
 
 
 @contextmanager

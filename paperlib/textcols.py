@@ -161,10 +161,23 @@ def _unicode_keys(titles: pa.Array) -> pa.Array:
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(keys, r"[^\p{L}\p{N}_]+", " "))
 
 
-def ids_from_keys(keys: pa.Array) -> list[str]:
-    """Stable paper ids: up to four words of the key as a slug (32 characters at most) plus 8 hex of its SHA-1."""
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_DASH = pa.scalar("-", pa.large_string())
+
+
+def ids_from_keys(keys: pa.Array) -> pa.Array:
+    """Stable paper ids: up to four words of the key as a slug (32 characters at most) plus 8 hex of its SHA-1.
+
+    Only the hashing loops in Python; the slug and the hex digits are built per column.
+    """
     words = pc.list_slice(pc.split_pattern(keys, " ", max_splits=4), 0, 4)
-    slugs = pc.utf8_trim(pc.utf8_slice_codeunits(pc.binary_join(words, pa.scalar("-", pa.large_string())), 0, 32), "-")
+    slugs = pc.utf8_trim(pc.utf8_slice_codeunits(pc.binary_join(words, _DASH), 0, 32), "-")
+    slugs = pc.if_else(pc.equal(pc.binary_length(slugs), 0), pa.scalar("paper", pa.large_string()), slugs)
     sha1 = hashlib.sha1
-    return [f"{slug or 'paper'}-{sha1(key.encode('utf-8')).hexdigest()[:8]}"
-            for slug, key in zip(slugs.to_pylist(), keys.to_pylist())]
+    digests = b"".join([sha1(key).digest() for key in keys.cast(pa.large_binary()).to_pylist()])
+    first4 = np.frombuffer(digests, np.uint8).reshape(-1, 20)[:, :4]
+    hexed = np.empty((len(first4), 8), np.uint8)
+    hexed[:, 0::2], hexed[:, 1::2] = _HEX[first4 >> 4], _HEX[first4 & 15]
+    offsets = np.arange(0, 8 * len(first4) + 1, 8, dtype=np.int64)
+    hexes = pa.Array.from_buffers(pa.large_string(), len(first4), [None, pa.py_buffer(offsets), pa.py_buffer(hexed)])
+    return pc.binary_join_element_wise(slugs, hexes, _DASH)
