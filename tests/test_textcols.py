@@ -124,3 +124,11 @@ def test_columnwise_reader_matches_on_the_shipped_corpus(corpus_path):
     fast_df, slow_df, used_columns = load_both(Path(corpus_path))
     assert used_columns and len(fast_df) == 257
     pd.testing.assert_frame_equal(fast_df, slow_df)
+
+
+def test_threaded_and_inline_column_work_agree(corpus_path, monkeypatch):
+    from paperlib import load_corpus
+
+    inline = load_corpus(corpus_path)
+    monkeypatch.setattr(corpus, "_THREADED_ROWS", 0)  # the second thread, as for corpora of 20k papers and more
+    pd.testing.assert_frame_equal(load_corpus(corpus_path), inline)
