@@ -8,8 +8,7 @@ here so the notebooks' text comes from measured numbers.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -19,20 +18,13 @@ import torch
 
 from .continual import StreamConfig, fisher_diagonal, permuted_tasks, run_stream, split_tasks
 from .datasets import load_dataset
+from .findings import save_results
 from .paths import shipped_dir
 from .strategies import make_strategy
 
 SCENARIO_LABELS = {"task": "Task-IL", "domain": "Domain-IL", "class": "Class-IL"}
 METHOD_LABELS = {"none": "None", "l2": "L2", "ewc": "EWC", "online-ewc": "Online EWC", "si": "SI",
                  "lwf": "LwF", "replay": "Replay", "joint": "Offline (joint)"}
-
-
-def _save_config(config, results_dir: str | Path | None, name: str) -> None:
-    if results_dir is None:
-        return
-    out = Path(results_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(json.dumps(asdict(config), indent=2, default=list))
 
 
 # --- Kirkpatrick et al., figure 2A ------------------------------------------------------
@@ -92,9 +84,8 @@ def run_ewc_figure(config: EWCFigureConfig, *, results_dir: str | Path | None = 
     curves = pd.concat(curves, ignore_index=True)[["method", "strength", "training_task", "step", "task", "accuracy"]]
     final = pd.concat(finals, ignore_index=True)
     if results_dir is not None:
-        _save_config(config, results_dir, "ewc_figure_config.json")
-        curves.to_csv(Path(results_dir) / "ewc_figure_curves.csv", index=False)
-        final.to_csv(Path(results_dir) / "ewc_figure_final.csv", index=False)
+        save_results(curves, config, results_dir, "ewc_figure_curves")
+        save_results(final, config, results_dir, "ewc_figure_final")
     return EWCFigureResult(curves, final, fisher_img, data.image_shape)
 
 
@@ -187,8 +178,7 @@ def run_scenario_table(config: ScenarioTableConfig, *, results_dir: str | Path |
     table = pd.DataFrame(rows)
     if results_dir is not None:
         resolved = replace(config, params={m: config.method_params(m) for m in config.methods})
-        _save_config(resolved, results_dir, f"three_scenarios_{config.protocol}_config.json")
-        table.to_csv(Path(results_dir) / f"three_scenarios_{config.protocol}.csv", index=False)
+        save_results(table, resolved, results_dir, f"three_scenarios_{config.protocol}")
     return table
 
 

@@ -1,6 +1,7 @@
 """Continual learning: task streams, scenarios, Fisher, penalties, buffers, metrics, the runner."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -380,3 +381,16 @@ def test_figures_escape_text_and_wire_the_slider():
                           "paper_mean": 20.01, "gap": 0.99}])
     bar = plot_reference_gap(comp).data[0]
     assert list(bar.y) == [0.99] and list(bar.x) == ["EWC"]
+
+
+def test_scenario_table_saves_its_rows_and_resolved_config(tmp_path):
+    from dataclasses import replace
+
+    from paperlib.continual_experiments import run_scenario_table, scenario_configs
+
+    config = replace(scenario_configs("digits", ["split"], [0], 15, quick=True)[0], methods=("ewc",), scenarios=("task",))
+    table = run_scenario_table(config, results_dir=tmp_path)
+    saved = pd.read_csv(tmp_path / "three_scenarios_split.csv")
+    assert len(saved) == len(table) == 1 and saved["test_images"].iloc[0] == table["test_images"].iloc[0] > 0
+    resolved = json.loads((tmp_path / "three_scenarios_split.config.json").read_text())
+    assert resolved["params"]["ewc"]["strength"] > 0 and resolved["stream"]["steps_per_task"] == 15
