@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .training import LoopConfig, make_mlp, predict_logits, train_loop
+from .training import LoopConfig, make_mlp, make_optimizer, predict_logits, train_loop
 
 SCENARIOS = ("task", "domain", "class")
 
@@ -296,6 +296,7 @@ class StreamConfig:
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
+    optimizer_per_task: bool = True  # False: one optimiser for the whole stream, as the paper's reference code
     eval_every: int = 0  # steps between evaluations of every task (curves); 0: only at task ends
     eval_size: int = 0  # test rows per task in the curves (0: all)
 
@@ -365,13 +366,15 @@ def run_stream(
     """Train one model on the tasks in order with `strategy`; returns the accuracy matrix and curves.
 
     The model (an MLP of `config.hidden`, built from `seed` unless given) has one output per
-    unit of the scenario. Each task gets a fresh optimiser and `config.steps_per_task` steps.
+    unit of the scenario. Each task gets `config.steps_per_task` steps, with a fresh optimiser
+    unless `config.optimizer_per_task` is False.
     """
     tasks, n_out = apply_scenario(tasks, scenario)
     if model is None:
         model = make_mlp(tasks[0].x_train.shape[1], config.hidden, n_out, seed=seed)
     task_classes = tuple(t.classes for t in tasks)
     loop = LoopConfig(config.steps_per_task, config.batch_size, config.lr, config.optimizer, config.eval_every)
+    stream_optimizer = None if config.optimizer_per_task else make_optimizer(config.optimizer, model, config.lr)
     rows, curve = [], []
     for i, task in enumerate(tasks):
         ctx = ScenarioContext(scenario, i, n_out, task_classes)
@@ -399,6 +402,8 @@ def run_stream(
             loop,
             seed=seed * 1009 + i,
             loss_fn=loss_fn,
+            batch_sampler=strategy.batch_sampler(i, tasks),
+            optimizer=stream_optimizer,
             after_step=lambda step: strategy.after_step(model),
             on_eval=on_eval if config.eval_every else None,
             progress=f"{strategy.name} task {i + 1}/{len(tasks)}" if progress else False,

@@ -183,12 +183,17 @@ def run_scenario_table(config: ScenarioTableConfig, *, results_dir: str | Path |
 
 
 def scenario_configs(dataset: str, protocols: Sequence[str], seeds: Sequence[int], steps_per_task: int,
-                     *, quick: bool = False) -> list[ScenarioTableConfig]:
+                     *, quick: bool = False, optimizer_per_task: bool = True,
+                     balanced_joint: bool = False) -> list[ScenarioTableConfig]:
     """One table config per protocol from a notebook's parameters; `quick` swaps in the 8x8 digits,
-    a 32-unit network, 15 steps per task, 3 permuted tasks and the first seed."""
-    stream = StreamConfig(hidden=(32,) if quick else (400, 400), steps_per_task=15 if quick else steps_per_task)
+    a 32-unit network, 15 steps per task, 3 permuted tasks and the first seed. `optimizer_per_task=False`
+    and `balanced_joint=True` follow the paper's reference code (one Adam per stream; Offline batches
+    with an equal share of every task)."""
+    stream = StreamConfig(hidden=(32,) if quick else (400, 400), steps_per_task=15 if quick else steps_per_task,
+                          optimizer_per_task=optimizer_per_task)
+    params = {"joint": {"balanced": True}} if balanced_joint else {}
     return [ScenarioTableConfig(dataset="digits" if quick else dataset, protocol=p, n_tasks=3 if quick else 10,
-                                seeds=tuple(seeds[:1]) if quick else tuple(seeds), stream=stream)
+                                seeds=tuple(seeds[:1]) if quick else tuple(seeds), stream=stream, params=params)
             for p in protocols]
 
 

@@ -27,6 +27,10 @@ class Strategy:
         """Inputs and task-encoded labels (see `encode_labels`) the task trains on."""
         return tasks[t].x_train, encode_labels(tasks[t].y_train, t, ctx.n_outputs)
 
+    def batch_sampler(self, t: int, tasks):
+        """How batches are drawn from `train_data` (a `train_loop` batch_sampler); None: uniformly."""
+        return None
+
     def batch_loss(self, model: nn.Module, x: torch.Tensor, loss: torch.Tensor, logits: torch.Tensor, ctx: ScenarioContext) -> torch.Tensor:
         return loss
 
@@ -272,9 +276,29 @@ class Replay(Strategy):
 
 
 class Joint(Strategy):
-    """Train on all data seen so far at every task (the upper bound, "offline" in van de Ven & Tolias)."""
+    """Train on all data seen so far at every task (the upper bound, "offline" in van de Ven & Tolias).
+
+    `balanced`: each batch takes an equal share from every task so far, as the paper's
+    reference code does; by default batches are drawn uniformly from all the data.
+    """
 
     name = "joint"
+
+    def __init__(self, balanced: bool = False):
+        self.balanced = balanced
+
+    def batch_sampler(self, t, tasks):
+        if not self.balanced:
+            return None
+        sizes = [len(tasks[k].x_train) for k in range(t + 1)]
+        starts = [sum(sizes[:k]) for k in range(t + 1)]
+
+        def sample(step: int, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+            shares = [batch_size // (t + 1) + (k < batch_size % (t + 1)) for k in range(t + 1)]
+            return torch.cat([start + torch.randint(0, size, (share,), generator=gen)
+                              for start, size, share in zip(starts, sizes, shares)])
+
+        return sample
 
     def train_data(self, t, tasks, ctx):
         xs = torch.cat([tasks[k].x_train for k in range(t + 1)])

@@ -46,7 +46,9 @@ class LoopConfig:
     eval_every: int = 0  # 0: never call on_eval during training
 
 
-def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam (betas 0.9, 0.999) or plain SGD over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
     if name == "sgd":
@@ -77,6 +79,7 @@ def train_loop(
     seed: int,
     loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy_loss,
     batch_sampler: Callable[[int, int, torch.Generator], torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
     on_eval: Callable[[int], None] | None = None,
     after_step: Callable[[int], None] | None = None,
     progress: bool | str = False,
@@ -85,13 +88,14 @@ def train_loop(
 
     `loss_fn(model, xb, yb)` gives the loss of a batch (penalties are added there),
     `batch_sampler(step, batch_size, gen)` the indices of each batch (uniform by default),
+    `optimizer` one to continue (default: a fresh `config.optimizer`),
     `on_eval(step)` runs every `eval_every` steps, `after_step(step)` after each update.
     """
     dev = next(model.parameters()).device
     x, y = x.to(dev), y.to(dev)
     gen = torch.Generator().manual_seed(seed)
     sampler = batch_sampler or uniform_sampler(len(x))
-    opt = _optimizer(config.optimizer, [p for p in model.parameters() if p.requires_grad], config.lr)
+    opt = optimizer or make_optimizer(config.optimizer, model, config.lr)
     model.train()
     steps = range(1, config.steps + 1)
     bar = tqdm(steps, desc=progress if isinstance(progress, str) else "train", disable=not progress, leave=False)

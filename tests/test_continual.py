@@ -296,6 +296,33 @@ def test_run_stream_is_deterministic_and_tidy(digits):
     assert set(a.summary()) == {"average_accuracy", "backward_transfer", "forgetting"}
 
 
+def test_one_optimiser_for_the_whole_stream(digits):
+    from paperlib.training import LoopConfig, make_mlp, make_optimizer, train_loop
+
+    model = make_mlp(64, (8,), 10, seed=0)
+    opt = make_optimizer("adam", model, 1e-3)
+    x, y = digits.x_train[:64], digits.y_train[:64]
+    for _ in range(2):
+        train_loop(model, x, y, LoopConfig(steps=3, batch_size=16), seed=0, optimizer=opt)
+    assert {int(state["step"]) for state in opt.state.values()} == {6}  # Adam's moments carried on
+    tasks = split_tasks(digits)[:2]
+    fresh, kept = (run_stream(tasks, make_strategy("none"), scenario="task", seed=0,
+                              config=StreamConfig(hidden=(16,), steps_per_task=10, optimizer_per_task=per_task))
+                   for per_task in (True, False))
+    assert not fresh.accuracy["accuracy"].equals(kept.accuracy["accuracy"])
+
+
+def test_balanced_joint_batches_take_an_equal_share_of_every_task(digits):
+    tasks = split_tasks(digits)[:3]
+    sizes = [len(t.x_train) for t in tasks]
+    sample = make_strategy("joint", balanced=True).batch_sampler(2, tasks)
+    idx = sample(1, 128, torch.Generator().manual_seed(0))
+    owner = torch.bucketize(idx, torch.tensor([sizes[0], sizes[0] + sizes[1]]), right=True)
+    assert torch.bincount(owner, minlength=3).tolist() == [43, 43, 42]
+    assert int(idx.max()) < sum(sizes)
+    assert make_strategy("joint").batch_sampler(2, tasks) is None  # uniform over all data by default
+
+
 @pytest.mark.parametrize("name, params", [("none", {}), ("l2", {"strength": 1.0}), ("si", {"strength": 1.0}),
                                           ("online-ewc", {"strength": 10.0, "gamma": 0.9}), ("lwf", {}),
                                           ("replay", {"memory": 50}), ("joint", {})])
