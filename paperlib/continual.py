@@ -296,9 +296,9 @@ class StreamConfig:
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
-    optimizer_per_task: bool = True  # False: one optimiser for the whole stream, as the paper's reference code
     eval_every: int = 0  # steps between evaluations of every task (curves); 0: only at task ends
     eval_size: int = 0  # test rows per task in the curves (0: all)
+    optimizer_per_task: bool = True  # False: one optimiser for the whole stream, as the paper's reference code
 
     def to_json(self, path: str | Path) -> Path:
         """Write the config as JSON (beside the results it produced)."""

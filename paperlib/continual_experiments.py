@@ -54,7 +54,8 @@ class EWCFigureConfig:
     fisher_samples: int = 1024
 
     def stream(self) -> StreamConfig:
-        return StreamConfig(self.hidden, self.steps_per_task, self.batch_size, self.lr, self.optimizer, self.eval_every, self.eval_size)
+        return StreamConfig(hidden=self.hidden, steps_per_task=self.steps_per_task, batch_size=self.batch_size, lr=self.lr,
+                            optimizer=self.optimizer, eval_every=self.eval_every, eval_size=self.eval_size)
 
 
 @dataclass(frozen=True)

@@ -421,3 +421,16 @@ def test_scenario_table_saves_its_rows_and_resolved_config(tmp_path):
     assert len(saved) == len(table) == 1 and saved["test_images"].iloc[0] == table["test_images"].iloc[0] > 0
     resolved = json.loads((tmp_path / "three_scenarios_split.config.json").read_text())
     assert resolved["params"]["ewc"]["strength"] > 0 and resolved["stream"]["steps_per_task"] == 15
+
+
+def test_ewc_figure_config_passes_every_field_to_its_stream():
+    from dataclasses import fields
+
+    from paperlib.continual_experiments import EWCFigureConfig
+
+    config = EWCFigureConfig()
+    stream = config.stream()
+    for f in fields(StreamConfig):
+        if hasattr(config, f.name):
+            assert getattr(stream, f.name) == getattr(config, f.name), f.name
+    assert stream.eval_every > 0  # the figure needs curves
