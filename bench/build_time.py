@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from paperlib.build import BuildConfig, format_report, run_build
+from paperlib.site.build import BuildConfig, format_report, run_build
 
 
 def timed_build(out: Path, *, quick: bool, only: str | None) -> tuple[pd.DataFrame, float, bool]:

@@ -30,9 +30,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from paperlib.continual import StreamConfig, run_stream, split_tasks
-    from paperlib.datasets import load_dataset
-    from paperlib.strategies import EWC
+    from paperlib.experiments.continual.streams import StreamConfig, run_stream, split_tasks
+    from paperlib.experiments.datasets import load_dataset
+    from paperlib.experiments.continual.strategies import EWC
 
     data = load_dataset(args.dataset)
     tasks = split_tasks(data)

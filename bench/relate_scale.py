@@ -58,9 +58,9 @@ def _peak_gib() -> float:
 
 def run_one(n: int, seed: int = 0) -> dict:
     """Time each stage on a synthetic corpus of n papers (call in a fresh process)."""
-    from paperlib.relate import nearest_neighbours, tfidf_matrix
-    from paperlib.tagging import tag_papers
-    from paperlib.taxonomy import load_taxonomy
+    from paperlib.corpus.relate import nearest_neighbours, tfidf_matrix
+    from paperlib.corpus.tagging import tag_papers
+    from paperlib.corpus.taxonomy import load_taxonomy
 
     papers = synthetic_corpus(n, seed=seed)
     row = dict(n=n, corpus_gib=_peak_gib())

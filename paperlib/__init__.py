@@ -15,22 +15,22 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # corpus reading (issue 2)
     "CorpusFormatError": "errors", "DatasetError": "errors", "TaxonomyError": "errors",
-    "LoadReport": "corpus", "load_corpus": "corpus", "load_corpus_with_report": "corpus",
+    "LoadReport": "corpus.reader", "load_corpus": "corpus.reader", "load_corpus_with_report": "corpus.reader",
     "default_corpus_path": "paths", "default_taxonomy_path": "paths", "data_home": "paths",
     # tagging and relations (issue 3)
-    "Taxonomy": "taxonomy", "load_taxonomy": "taxonomy",
-    "compute_tag_counts": "tagging", "evaluate_tags": "tagging", "load_gold": "tagging",
-    "tag_papers": "tagging", "top_terms_by_tag": "tagging",
-    "cluster_papers": "relate", "cluster_stability": "relate", "cluster_stability_pairs": "relate",
-    "find_paper": "relate", "knn_graph": "relate", "paper_map": "relate", "similar": "relate",
-    "tfidf_matrix": "relate",
-    "extract_methods": "methods", "lineage_graph": "methods", "method_counts": "methods",
-    "method_graph": "methods", "theme_cooccurrence": "methods",
-    "extract_claims": "claims",
+    "Taxonomy": "corpus.taxonomy", "load_taxonomy": "corpus.taxonomy",
+    "compute_tag_counts": "corpus.tagging", "evaluate_tags": "corpus.tagging", "load_gold": "corpus.tagging",
+    "tag_papers": "corpus.tagging", "top_terms_by_tag": "corpus.tagging",
+    "cluster_papers": "corpus.relate", "cluster_stability": "corpus.relate", "cluster_stability_pairs": "corpus.relate",
+    "find_paper": "corpus.relate", "knn_graph": "corpus.relate", "paper_map": "corpus.relate", "similar": "corpus.relate",
+    "tfidf_matrix": "corpus.relate",
+    "extract_methods": "corpus.methods", "lineage_graph": "corpus.methods", "method_counts": "corpus.methods",
+    "method_graph": "corpus.methods", "theme_cooccurrence": "corpus.methods",
+    "extract_claims": "corpus.claims",
     # the notebook registry (issue 4)
-    "load_registry": "registry",
+    "load_registry": "site.registry",
     # experiments (issues 5-7)
-    "load_dataset": "datasets",
+    "load_dataset": "experiments.datasets",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -50,14 +50,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .claims import extract_claims
-    from .corpus import LoadReport, load_corpus, load_corpus_with_report
-    from .datasets import load_dataset
-    from .errors import CorpusFormatError, DatasetError, TaxonomyError
-    from .methods import extract_methods, lineage_graph, method_counts, method_graph, theme_cooccurrence
-    from .paths import data_home, default_corpus_path, default_taxonomy_path
-    from .registry import load_registry
-    from .relate import (cluster_papers, cluster_stability, cluster_stability_pairs, find_paper, knn_graph,
+    from paperlib.corpus.claims import extract_claims
+    from paperlib.corpus.reader import LoadReport, load_corpus, load_corpus_with_report
+    from paperlib.experiments.datasets import load_dataset
+    from paperlib.errors import CorpusFormatError, DatasetError, TaxonomyError
+    from paperlib.corpus.methods import extract_methods, lineage_graph, method_counts, method_graph, theme_cooccurrence
+    from paperlib.paths import data_home, default_corpus_path, default_taxonomy_path
+    from paperlib.site.registry import load_registry
+    from paperlib.corpus.relate import (cluster_papers, cluster_stability, cluster_stability_pairs, find_paper, knn_graph,
                          paper_map, similar, tfidf_matrix)
-    from .tagging import compute_tag_counts, evaluate_tags, load_gold, tag_papers, top_terms_by_tag
-    from .taxonomy import Taxonomy, load_taxonomy
+    from paperlib.corpus.tagging import compute_tag_counts, evaluate_tags, load_gold, tag_papers, top_terms_by_tag
+    from paperlib.corpus.taxonomy import Taxonomy, load_taxonomy

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PaperlibInputError
+from paperlib.errors import PaperlibInputError
 
 
 def write_table(df: pd.DataFrame, out: Path) -> None:
@@ -31,7 +31,7 @@ def write_table(df: pd.DataFrame, out: Path) -> None:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    from .corpus import load_corpus_with_report
+    from paperlib.corpus.reader import load_corpus_with_report
 
     df, report = load_corpus_with_report(args.corpus, encoding=args.encoding, strict=not args.lenient, format=args.format)
     if args.out:
@@ -45,9 +45,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from .corpus import load_corpus
-    from .tagging import compute_tag_counts, evaluate_tags, format_evaluation, load_gold, tag_papers
-    from .taxonomy import load_taxonomy
+    from paperlib.corpus.reader import load_corpus
+    from paperlib.corpus.tagging import compute_tag_counts, evaluate_tags, format_evaluation, load_gold, tag_papers
+    from paperlib.corpus.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(args.taxonomy)
     gold = load_gold(args.evaluate) if args.evaluate else None
@@ -65,8 +65,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from .corpus import load_corpus
-    from .relate import find_paper, similar
+    from paperlib.corpus.reader import load_corpus
+    from paperlib.corpus.relate import find_paper, similar
 
     papers = load_corpus(args.corpus)
     row = find_paper(papers, " ".join(args.paper))
@@ -77,7 +77,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import BuildConfig, format_report, run_build
+    from paperlib.site.build import BuildConfig, format_report, run_build
 
     for name in ("corpus", "taxonomy"):
         value = getattr(args, name)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paperlib import build
+from paperlib.site import build
 from paperlib.paths import notebooks_dir
-from paperlib.registry import notebook_paths
+from paperlib.site.registry import notebook_paths
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from notebook_runs import CHROMIUM, CHROMIUM_ARGS, collection, quick_run
-from paperlib import build
+from paperlib.site import build
 from paperlib.paths import default_corpus_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

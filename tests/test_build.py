@@ -10,7 +10,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from paperlib import build, site
+from paperlib.site import build
+from paperlib.site import html as site
 from paperlib.cli import main
 
 INJECTION = "<script>alert(1)</script>"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from paperlib import extract_claims
-from paperlib.claims import claims_in, sentences
+from paperlib.corpus.claims import claims_in, sentences
 
 
 def test_the_issue_examples():

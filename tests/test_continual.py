@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperlib.continual import (
+from paperlib.experiments.continual.streams import (
     ScenarioContext,
     StreamConfig,
     Task,
@@ -26,9 +26,9 @@ from paperlib.continual import (
     run_stream,
     split_tasks,
 )
-from paperlib.datasets import Dataset, load_dataset
-from paperlib.strategies import EWC, L2, SI, Replay, distillation_loss, make_strategy
-from paperlib.training import make_mlp
+from paperlib.experiments.datasets import Dataset, load_dataset
+from paperlib.experiments.continual.strategies import EWC, L2, SI, Replay, distillation_loss, make_strategy
+from paperlib.experiments.training import make_mlp
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -176,7 +176,7 @@ def test_offline_ewc_merges_tasks_into_one_equivalent_penalty():
     model = _one_param_model(1.0)
     ctx = ScenarioContext("domain", 0, 1, ((0,),))
     f2 = {"weight": torch.tensor([[1.5]])}
-    import paperlib.strategies as st
+    import paperlib.experiments.continual.strategies as st
 
     orig = st.fisher_diagonal
     st.fisher_diagonal = lambda *a, **k: f2
@@ -201,7 +201,7 @@ def test_online_ewc_decays_the_old_fisher():
     assert ewc.name == "online-ewc"
     ewc.fisher_ = {"weight": torch.tensor([[4.0]])}
     ewc.anchor_ = {"weight": torch.tensor([[0.0]])}
-    import paperlib.strategies as st
+    import paperlib.experiments.continual.strategies as st
 
     orig = st.fisher_diagonal
     st.fisher_diagonal = lambda *a, **k: {"weight": torch.tensor([[1.0]])}
@@ -297,7 +297,7 @@ def test_run_stream_is_deterministic_and_tidy(digits):
 
 
 def test_one_optimiser_for_the_whole_stream(digits):
-    from paperlib.training import LoopConfig, make_mlp, make_optimizer, train_loop
+    from paperlib.experiments.training import LoopConfig, make_mlp, make_optimizer, train_loop
 
     model = make_mlp(64, (8,), 10, seed=0)
     opt = make_optimizer("adam", model, 1e-3)
@@ -348,7 +348,7 @@ def _summary(values: dict) -> pd.DataFrame:
 
 
 def test_check_claims_needs_gaps_beyond_the_seed_spread():
-    from paperlib.continual_experiments import check_claims
+    from paperlib.experiments.continual.scenarios import check_claims
 
     summary = _summary({("none", "class"): (19.9, 0.1), ("ewc", "class"): (20.0, 0.2), ("si", "class"): (24.9, 0.5),
                         ("replay", "class"): (61.0, 2.0), ("none", "task"): (90.0, 1.0), ("ewc", "task"): (96.5, 1.0),
@@ -362,7 +362,7 @@ def test_check_claims_needs_gaps_beyond_the_seed_spread():
 
 
 def test_offline_highest_is_unresolved_when_the_lead_is_a_few_test_images():
-    from paperlib.continual_experiments import check_claims, accuracy_noise
+    from paperlib.experiments.continual.scenarios import check_claims, accuracy_noise
 
     assert accuracy_noise(99.0, 1000) == pytest.approx(0.63, abs=0.01)  # two binomial SEs on 1,000 images
     assert accuracy_noise(99.0, None) == 0.0
@@ -376,7 +376,7 @@ def test_offline_highest_is_unresolved_when_the_lead_is_a_few_test_images():
 
 
 def test_reference_file_has_the_issue_numbers_and_a_citation():
-    from paperlib.continual_experiments import compare_with_reference, format_table, load_reference
+    from paperlib.experiments.continual.scenarios import compare_with_reference, format_table, load_reference
     from paperlib.paths import shipped_dir
 
     ref = load_reference("three_scenarios")
@@ -391,7 +391,7 @@ def test_reference_file_has_the_issue_numbers_and_a_citation():
 
 
 def test_figures_escape_text_and_wire_the_slider():
-    from paperlib.figures.continual import plot_fisher_image, plot_lambda_sweep, plot_reference_gap, plot_task_curves
+    from paperlib.experiments.continual.figures import plot_fisher_image, plot_lambda_sweep, plot_reference_gap, plot_task_curves
 
     rows = [(m, s, 0, step, t, 0.5) for m, s in (("None", 0.0), ("EWC", 1.0), ("EWC", 10.0)) for step in (10, 20) for t in (0, 1)]
     curves = pd.DataFrame(rows, columns=["method", "strength", "training_task", "step", "task", "accuracy"])
@@ -413,7 +413,7 @@ def test_figures_escape_text_and_wire_the_slider():
 def test_scenario_table_saves_its_rows_and_resolved_config(tmp_path):
     from dataclasses import replace
 
-    from paperlib.continual_experiments import run_scenario_table, scenario_configs
+    from paperlib.experiments.continual.scenarios import run_scenario_table, scenario_configs
 
     config = replace(scenario_configs("digits", ["split"], [0], 15, quick=True)[0], methods=("ewc",), scenarios=("task",))
     table = run_scenario_table(config, results_dir=tmp_path)
@@ -426,7 +426,7 @@ def test_scenario_table_saves_its_rows_and_resolved_config(tmp_path):
 def test_ewc_figure_config_passes_every_field_to_its_stream():
     from dataclasses import fields
 
-    from paperlib.continual_experiments import EWCFigureConfig
+    from paperlib.experiments.continual.scenarios import EWCFigureConfig
 
     config = EWCFigureConfig()
     stream = config.stream()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from paperlib import CorpusFormatError, load_corpus, load_corpus_with_report
-from paperlib.corpus import extract_acronym, extract_code_urls, paper_id
+from paperlib.corpus.reader import extract_acronym, extract_code_urls, paper_id
 
 ABSTRACT_A = ("We study how networks forget old tasks when trained on new ones. We propose a penalty that keeps "
               "important weights close to their old values, and it works on permuted MNIST. Code is at "

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import curriculum as cl
-from paperlib.training import LoopConfig
+from paperlib.experiments.curriculum import experiment as cl
+from paperlib.experiments.training import LoopConfig
 
 N, T = 1000, 100
 C = 10.0
@@ -343,7 +343,7 @@ def test_config_json_round_trip_and_saved_beside_results(tmp_path):
 
 
 def test_pacing_slider_precomputes_every_parameter_pair():
-    from paperlib.figures.curriculum import plot_pacing_slider
+    from paperlib.experiments.curriculum.figures import plot_pacing_slider
 
     fig = plot_pacing_slider(n=100, total_steps=50, a_values=(0.5, 1.0), b_values=(0.0, 0.2), points=11).to_dict()
     assert len(fig["data"]) == len(cl.PACING_FAMILIES)
@@ -356,7 +356,7 @@ def test_pacing_slider_precomputes_every_parameter_pair():
 
 
 def test_pacing_explorer_redraws_on_slider_change():
-    from paperlib.figures.curriculum import pacing_explorer
+    from paperlib.experiments.curriculum.figures import pacing_explorer
 
     box = pacing_explorer(n=100, total_steps=50, a=0.5, b=0.2)
     sa, sb, fam = box.children[0].children
@@ -369,7 +369,7 @@ def test_pacing_explorer_redraws_on_slider_change():
 
 
 def test_result_figures_carry_the_numbers():
-    from paperlib.figures.curriculum import plot_accuracy_curves, plot_final_accuracy
+    from paperlib.experiments.curriculum.figures import plot_accuracy_curves, plot_final_accuracy
 
     curves = fake_curves({
         ("full budget", "curriculum"): [0.90, 0.92],

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.datasets import CHECKSUMS, IDX_FILES, fetch_idx_files, load_dataset, read_idx_folder
-from paperlib.download import download, read_idx, write_idx
+from paperlib.experiments.datasets import CHECKSUMS, IDX_FILES, fetch_idx_files, load_dataset, read_idx_folder
+from paperlib.experiments.download import download, read_idx, write_idx
 from paperlib.errors import DatasetError
 
 
@@ -218,7 +218,7 @@ def test_load_dataset_rejects_a_mirror_serving_other_files(server, tmp_path, mon
         server.files["/" + name] = body
     monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("PAPERLIB_MNIST_URL", server.url)
-    monkeypatch.setattr("paperlib.datasets.MIRRORS", {"mnist": (), "fashion-mnist": ()})
+    monkeypatch.setattr("paperlib.experiments.datasets.MIRRORS", {"mnist": (), "fashion-mnist": ()})
     with pytest.raises(DatasetError, match="checksum mismatch.*md5"):
         load_dataset("mnist")
     assert list((tmp_path / "cache" / "mnist").glob("*")) == []
@@ -226,7 +226,7 @@ def test_load_dataset_rejects_a_mirror_serving_other_files(server, tmp_path, mon
 
 def test_load_dataset_without_download_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
-    monkeypatch.setattr("paperlib.datasets.SYSTEM_DIRS", {})
+    monkeypatch.setattr("paperlib.experiments.datasets.SYSTEM_DIRS", {})
     with pytest.raises(DatasetError, match="download=False"):
         load_dataset("mnist", download=False)
 

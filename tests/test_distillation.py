@@ -8,8 +8,8 @@ import pytest
 import torch
 from tiny import blobs
 
-from paperlib.calibration import expected_calibration_error, reliability_table
-from paperlib.distillation import (
+from paperlib.experiments.calibration import expected_calibration_error, reliability_table
+from paperlib.experiments.distillation.experiment import (
     KDConfig,
     PSKDConfig,
     W2SConfig,
@@ -25,7 +25,7 @@ from paperlib.distillation import (
     run_weak_to_strong,
     soft_cross_entropy,
 )
-from paperlib.findings import against_reference, compare, compare_paired, summarize
+from paperlib.experiments.findings import against_reference, compare, compare_paired, summarize
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -210,8 +210,8 @@ def test_weak_to_strong_run_is_deterministic():
 
 
 def test_figures_show_the_measured_numbers():
-    from paperlib.calibration import reliability_table
-    from paperlib.figures.distillation import plot_kd_grid, plot_metric_bars, plot_reliability, plot_weak_to_strong
+    from paperlib.experiments.calibration import reliability_table
+    from paperlib.experiments.distillation.figures import plot_kd_grid, plot_metric_bars, plot_reliability, plot_weak_to_strong
 
     kd = pd.DataFrame({
         "seed": [0, 0, 0, 1, 1, 1], "model": ["teacher", "labels only", "distilled"] * 2,

@@ -9,7 +9,7 @@ import torch
 from tiny import blobs
 from torch import nn
 
-from paperlib.editing import (
+from paperlib.experiments.editing.experiment import (
     EditingConfig,
     apply_vector,
     batch_importance,
@@ -129,7 +129,7 @@ def test_run_editing_tiny_is_deterministic_and_findings_render():
 
 
 def test_figures_from_a_tiny_run():
-    from paperlib.figures.editing import plot_addition, plot_negation, plot_unlearning
+    from paperlib.experiments.editing.figures import plot_addition, plot_negation, plot_unlearning
 
     cfg = EditingConfig(seeds=(0,), hidden=(8,), pretrain_steps=30, finetune_steps=10, batch_size=32,
                         forget_class=1, scales=(0.0, 1.0), n_added_tasks=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from paperlib.explorer import (Explorer, Query, explorer_table, filter_papers, reading_list_markdown,
+from paperlib.site.explorer import (Explorer, Query, explorer_table, filter_papers, reading_list_markdown,
                                results_html, write_reading_list)
 
 INJECTION = "<img src=x onerror=alert(1)>"

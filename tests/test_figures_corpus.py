@@ -5,7 +5,7 @@ import networkx as nx
 import pandas as pd
 import pytest
 
-from paperlib.figures import corpus as fc
+from paperlib.corpus import figures as fc
 
 INJECTION = "<script>alert(1)</script>"
 
@@ -86,7 +86,7 @@ def test_reading_tables(tagged):
 
 
 def test_facet_counts_dropdown(tagged):
-    from paperlib.tagging import compute_tag_counts
+    from paperlib.corpus.tagging import compute_tag_counts
 
     fig = fc.plot_facet_counts(tagged, compute_tag_counts).to_dict()
     assert [t["visible"] for t in fig["data"]] == [True, False, False]

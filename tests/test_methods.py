@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from paperlib import extract_methods, lineage_graph, method_counts, method_graph, tag_papers, theme_cooccurrence
-from paperlib.methods import mentions
+from paperlib.corpus.methods import mentions
 
 
 def test_mentions_recognise_names_by_shape():

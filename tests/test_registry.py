@@ -7,7 +7,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from paperlib import registry as reg
+from paperlib.site import registry as reg
 from paperlib.paths import notebooks_dir
 
 PAPERS = pd.DataFrame({

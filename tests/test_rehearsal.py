@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny import blobs
 
-from paperlib.rehearsal import (
+from paperlib.experiments.continual.rehearsal import (
     RehearsalConfig,
     ScheduledRehearsal,
     final_average_accuracy,
@@ -92,7 +92,7 @@ def test_final_average_and_findings_on_hand_made_rows():
 
 
 def test_figures():
-    from paperlib.figures.rehearsal import plot_final_accuracy, plot_revisit_weights, plot_revisits, plot_stream_accuracy
+    from paperlib.experiments.continual.rehearsal_figures import plot_final_accuracy, plot_revisit_weights, plot_revisits, plot_stream_accuracy
 
     w = plot_revisit_weights(tau=1.0, exponent=1.0).to_dict()
     assert [t["name"] for t in w["data"]] == ["uniform", "exponential", "power-law"]

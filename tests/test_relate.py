@@ -10,7 +10,7 @@ from sklearn.preprocessing import normalize
 from paperlib import (cluster_papers, cluster_stability, cluster_stability_pairs, find_paper, knn_graph,
                       paper_map, similar, tfidf_matrix)
 from paperlib.cli import main
-from paperlib.relate import analyse, class_tfidf_terms, nearest_neighbours
+from paperlib.corpus.relate import analyse, class_tfidf_terms, nearest_neighbours
 
 TOPICS = {
     "forgetting": "catastrophic forgetting replay buffer rehearsal continual tasks sequence",
@@ -170,7 +170,7 @@ def test_cli_similar(corpus_path, capsys):
 
 
 def test_embeddings_are_optional_and_say_what_is_missing():
-    from paperlib.relate import embedding_matrix
+    from paperlib.corpus.relate import embedding_matrix
 
     try:
         import sentence_transformers  # noqa: F401

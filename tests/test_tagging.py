@@ -10,7 +10,7 @@ from paperlib import (compute_tag_counts, evaluate_tags, load_gold, load_taxonom
                       top_terms_by_tag)
 from paperlib.cli import main
 from paperlib.paths import shipped_dir
-from paperlib.taxonomy import parse_taxonomy
+from paperlib.corpus.taxonomy import parse_taxonomy
 
 DEV = shipped_dir() / "labels" / "dev_tags.json"
 

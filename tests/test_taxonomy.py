@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from paperlib import TaxonomyError, load_taxonomy
-from paperlib.taxonomy import parse_taxonomy
+from paperlib.corpus.taxonomy import parse_taxonomy
 
 THEMES = ["continual-learning", "curriculum-progressive", "distillation", "alignment-feedback", "reasoning-rl",
           "pretraining-adaptation", "parameter-efficient", "reinforcement-learning", "agents-tools",

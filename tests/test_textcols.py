@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from paperlib import corpus, formats, textcols
-from paperlib.corpus import extract_acronym, extract_code_urls
+from paperlib.corpus import formats, textcols
+from paperlib.corpus import reader as corpus
+from paperlib.corpus.reader import extract_acronym, extract_code_urls
 
 TRICKY = [
     "", " ", "plain words", "two  spaces", "tab\there", " lead and trail\t", "nbsp\u00a0inside",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from paperlib.datasets import Dataset
+from paperlib.experiments.datasets import Dataset
 
 _CENTERS = [[0.2, 0.2, 0.8, 0.5], [0.8, 0.2, 0.2, 0.5], [0.5, 0.8, 0.5, 0.2]]
 

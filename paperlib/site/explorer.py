@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figures.corpus import _as_list, first_sentence, paper_hover, primary_tag
+from paperlib.corpus.figures import _as_list, first_sentence, paper_hover, primary_tag
 
 FACETS = ("theme", "kind", "domain")
 
@@ -124,7 +124,7 @@ def similar_html(neighbours: pd.DataFrame) -> str:
 
 
 def _similar(table: pd.DataFrame, paper_id: str, *, k: int) -> pd.DataFrame:
-    from .relate import similar
+    from paperlib.corpus.relate import similar
 
     return similar(table, paper_id, k=k)
 

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .datasets import Dataset, load_dataset
-from .training import LoopConfig, accuracy, make_mlp, train_loop
+from paperlib.experiments.datasets import Dataset, load_dataset
+from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, train_loop
 
 Vector = dict[str, torch.Tensor]
 
@@ -139,7 +139,7 @@ def _acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def run_editing(config: EditingConfig, *, data: Dataset | None = None) -> pd.DataFrame:
     """Tidy rows (seed, experiment, method, scale, split, metric, value) for negation, addition and unlearning."""
-    from .continual import permuted_tasks
+    from paperlib.experiments.continual.streams import permuted_tasks
 
     data = data or load_dataset(config.dataset)
     rows: list[dict] = []
@@ -240,7 +240,7 @@ def choose_addition_scale(df: pd.DataFrame) -> pd.DataFrame:
 
 def editing_findings(df: pd.DataFrame, reference: pd.DataFrame | None = None, *, keep: float = 0.95) -> pd.DataFrame:
     """Measured sentences (key, finding) for negation, addition and SSD, each beside the paper's report."""
-    from .findings import compare_paired, load_reference, summarize
+    from paperlib.experiments.findings import compare_paired, load_reference, summarize
 
     ref = (reference if reference is not None else load_reference("editing")).set_index("key")
     rows = []

@@ -145,7 +145,7 @@ def against_reference(comparison: Comparison, expected: str, source: str) -> str
 
 def load_reference(name: str) -> pd.DataFrame:
     """A published-numbers file `data/references/<name>.csv` (each row carries its citation)."""
-    from .paths import shipped_dir
+    from paperlib.paths import shipped_dir
 
     path = shipped_dir() / "references" / f"{name}.csv"
     if not path.is_file():

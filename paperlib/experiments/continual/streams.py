@@ -3,7 +3,7 @@
 Tasks come from a `Dataset` (permuted pixels or classes in pairs); a scenario (van de Ven &
 Tolias: "task", "domain", "class") decides which output units each task trains and is scored
 on; `run_stream` trains one model task after task with a `Strategy` (see
-`paperlib.strategies`) and returns tidy tables: the accuracy matrix and the curves.
+`paperlib.experiments.continual.strategies`) and returns tidy tables: the accuracy matrix and the curves.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .training import LoopConfig, make_mlp, make_optimizer, predict_logits, train_loop
+from paperlib.experiments.training import LoopConfig, make_mlp, make_optimizer, predict_logits, train_loop
 
 SCENARIOS = ("task", "domain", "class")
 
@@ -449,14 +449,3 @@ def forgetting(r: np.ndarray) -> float:
         return 0.0
     return float(np.mean([r[j : t - 1, j].max() - r[-1, j] for j in range(t - 1)]))
 
-
-_STRATEGY_NAMES = {"Strategy", "Finetune", "L2", "EWC", "SI", "LwF", "Replay", "Joint", "make_strategy", "STRATEGIES"}
-
-
-def __getattr__(name: str):
-    """`paperlib.continual.EWC` etc.: the strategies live in `paperlib.strategies` (which imports this module)."""
-    if name in _STRATEGY_NAMES:
-        from . import strategies
-
-        return getattr(strategies, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..findings import summarize
+from paperlib.experiments.findings import summarize
 
 
 def _sweep(fig: go.Figure, part: pd.DataFrame, name: str, dash: str | None = None) -> None:

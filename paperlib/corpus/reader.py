@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import formats, textcols
-from .errors import CorpusFormatError
-from .formats import Records
+from paperlib.errors import CorpusFormatError
+from paperlib.corpus.formats import Records
 
 COLUMNS = ["paper_id", "title", "abstract", "source", "line", "code_urls", "acronym"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .taxonomy import TOKEN, Facet, Taxonomy, load_taxonomy
+from paperlib.corpus.taxonomy import TOKEN, Facet, Taxonomy, load_taxonomy
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def compute_tag_counts(tagged: pd.DataFrame, facet: str = "theme") -> pd.DataFra
 
 def top_terms_by_tag(tagged: pd.DataFrame, facet: str = "theme", n: int = 10) -> pd.DataFrame:
     """The n most distinctive words of the papers carrying each tag (class-based TF-IDF)."""
-    from .relate import class_tfidf_terms
+    from paperlib.corpus.relate import class_tfidf_terms
 
     if facet not in tagged.columns:
         raise KeyError(f"no column {facet!r}; run tag_papers first")

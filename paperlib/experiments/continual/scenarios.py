@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .continual import StreamConfig, fisher_diagonal, permuted_tasks, run_stream, split_tasks
-from .datasets import load_dataset
-from .findings import save_results
-from .paths import shipped_dir
-from .strategies import make_strategy
+from paperlib.experiments.continual.streams import StreamConfig, fisher_diagonal, permuted_tasks, run_stream, split_tasks
+from paperlib.experiments.datasets import load_dataset
+from paperlib.experiments.findings import save_results
+from paperlib.paths import shipped_dir
+from paperlib.experiments.continual.strategies import make_strategy
 
 SCENARIO_LABELS = {"task": "Task-IL", "domain": "Domain-IL", "class": "Class-IL"}
 METHOD_LABELS = {"none": "None", "l2": "L2", "ewc": "EWC", "online-ewc": "Online EWC", "si": "SI",

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .findings import Comparison
-from .training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
+from paperlib.experiments.findings import Comparison
+from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
 
 EXP_LOG_C = 10.0  # the constant c of Wu et al.'s exp and log pacing families
 
@@ -436,7 +436,7 @@ class CurriculumConfig:
 
 def training_data(config: CurriculumConfig):
     """The data set of the experiment with its training part cut to `train_subset` (when set)."""
-    from .datasets import load_dataset
+    from paperlib.experiments.datasets import load_dataset
 
     data = load_dataset(config.dataset)
     if config.train_subset:
@@ -482,7 +482,7 @@ def run_curriculum_experiment(config: CurriculumConfig, *, progress: bool = Fals
 
 def default_results_dir() -> Path:
     """Where the notebook writes its results when no results_dir is given."""
-    from .paths import results_dir
+    from paperlib.paths import results_dir
 
     return results_dir("20_curriculum_pacing")
 
@@ -575,6 +575,6 @@ def findings_markdown(curves: pd.DataFrame) -> str:
 
 def load_curriculum_reference() -> pd.DataFrame:
     """The published findings this notebook compares against (data/references/curriculum_wu2021.csv)."""
-    from .paths import shipped_dir
+    from paperlib.paths import shipped_dir
 
     return pd.read_csv(shipped_dir() / "references" / "curriculum_wu2021.csv")

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..continual_experiments import METHOD_LABELS, SCENARIO_LABELS
+from paperlib.experiments.continual.scenarios import METHOD_LABELS, SCENARIO_LABELS
 
 COLORS = {"None": "#1f77b4", "SGD": "#1f77b4", "L2": "#2ca02c", "EWC": "#d62728"}
 TASK_NAMES = "ABCDEFGHIJ"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .download import download as download_file, read_idx
-from .errors import DatasetError
-from .paths import data_home
+from paperlib.experiments.download import download as download_file, read_idx
+from paperlib.errors import DatasetError
+from paperlib.paths import data_home
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

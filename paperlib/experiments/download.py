@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import DatasetError
+from paperlib.errors import DatasetError
 
 # IDX element types: code -> numpy big-endian dtype (LeCun's format description).
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .calibration import expected_calibration_error
-from .datasets import Dataset, load_dataset
-from .training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
+from paperlib.experiments.calibration import expected_calibration_error
+from paperlib.experiments.datasets import Dataset, load_dataset
+from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
 
 # --------------------------------------------------------------------------- losses
 
@@ -293,7 +293,7 @@ def run_pskd(config: PSKDConfig, *, data: Dataset | None = None) -> tuple[pd.Dat
 
 def reliability_by_method(probs: dict[tuple[str, int], torch.Tensor], y: torch.Tensor, *, n_bins: int = 15) -> dict[str, pd.DataFrame]:
     """Reliability table per method, pooling the test predictions of all its seeds."""
-    from .calibration import reliability_table
+    from paperlib.experiments.calibration import reliability_table
 
     methods = dict.fromkeys(m for m, _ in probs)
     out = {}
@@ -392,7 +392,7 @@ def distillation_findings(
 ) -> pd.DataFrame:
     """One measured sentence per comparison the papers make (key, finding), each checked
     against the direction in `data/references/distillation.csv`."""
-    from .findings import against_reference, compare_paired, load_reference
+    from paperlib.experiments.findings import against_reference, compare_paired, load_reference
 
     ref = (reference if reference is not None else load_reference("distillation")).set_index("key")
     rows = []
@@ -416,7 +416,7 @@ def distillation_findings(
         c = compare_paired(part, col, r["a"], r["b"], metric=f"test {r['metric']}", decimals=4)
         rows.append((key, against_reference(c, r["expected"], _source(r))))
     if w2s is not None:
-        from .findings import summarize
+        from paperlib.experiments.findings import summarize
 
         p = summarize(pgr_table(w2s), ["model"])
         text = "; ".join(f"{m}: PGR {mu:.2f} ± {sd:.2f}" for m, mu, sd in zip(p["model"], p["mean"], p["std"]))

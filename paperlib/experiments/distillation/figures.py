@@ -6,7 +6,7 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..findings import summarize
+from paperlib.experiments.findings import summarize
 
 
 def plot_kd_grid(df: pd.DataFrame) -> go.Figure:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import textcols
-from .errors import CorpusFormatError
+from paperlib.errors import CorpusFormatError
 
 FORMATS = ("listing", "bibtex", "csv", "tsv", "json", "jsonl")
 _BY_SUFFIX = {".bib": "bibtex", ".bibtex": "bibtex", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",

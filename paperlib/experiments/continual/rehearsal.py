@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .continual import StreamConfig, decode_labels, encode_labels, permuted_tasks, run_stream
-from .datasets import Dataset, load_dataset
-from .strategies import EWC, Strategy
+from paperlib.experiments.continual.streams import StreamConfig, decode_labels, encode_labels, permuted_tasks, run_stream
+from paperlib.experiments.datasets import Dataset, load_dataset
+from paperlib.experiments.continual.strategies import EWC, Strategy
 
 SCHEDULES = ("none", "uniform", "exponential", "power-law")
 
@@ -177,7 +177,7 @@ def final_average_accuracy(final: pd.DataFrame) -> pd.DataFrame:
 
 def rehearsal_findings(final: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Measured sentences (key, finding): each schedule against the others and EWC, beside the paper's claim."""
-    from .findings import against_reference, compare_paired, load_reference
+    from paperlib.experiments.findings import against_reference, compare_paired, load_reference
 
     ref = (reference if reference is not None else load_reference("rehearsal")).set_index("key")
     avg = final_average_accuracy(final)

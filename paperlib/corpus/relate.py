@@ -151,7 +151,7 @@ def _locate_exact(papers: pd.DataFrame, paper: str) -> int:
 
 def _tag_sets(papers: pd.DataFrame) -> list[set[str]]:
     if "theme" not in papers.columns:
-        from .tagging import tag_papers
+        from paperlib.corpus.tagging import tag_papers
 
         papers = tag_papers(papers)
     domains = papers["domain"].tolist() if "domain" in papers.columns else [[]] * len(papers)

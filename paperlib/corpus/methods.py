@@ -72,7 +72,7 @@ def extract_methods(papers: pd.DataFrame) -> pd.DataFrame:
 
 def introduced_method(title: str, abstract: str = "") -> str:
     """The name a title introduces ("SLCA: ..." -> "SLCA"), using the corpus parser's rule."""
-    from .corpus import extract_acronym
+    from paperlib.corpus.reader import extract_acronym
 
     return extract_acronym(title, abstract) or ""
 
@@ -144,7 +144,7 @@ def theme_cooccurrence(tagged: pd.DataFrame, *, facet: str = "theme", taxonomy=N
     if facet not in tagged.columns:
         raise KeyError(f"no column {facet!r}; run tag_papers first")
     seen = sorted({t for tags in tagged[facet] for t in (tags or [])})
-    from .taxonomy import load_taxonomy
+    from paperlib.corpus.taxonomy import load_taxonomy
 
     try:
         tax = taxonomy if taxonomy is not None else load_taxonomy()

@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from .continual import ScenarioContext, decode_labels, encode_labels, fisher_diagonal
+from paperlib.experiments.continual.streams import ScenarioContext, decode_labels, encode_labels, fisher_diagonal
 
 
 class Strategy:

@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import registry as reg
-from . import site
-from .corpus import load_corpus
-from .paths import default_corpus_path, notebooks_dir
+from paperlib.site import registry as reg
+from paperlib.site import html as site
+from paperlib.corpus.reader import load_corpus
+from paperlib.paths import default_corpus_path, notebooks_dir
 
 # Parameter names a notebook may declare for the corpus and taxonomy files.
 CORPUS_PARAMS = ("corpus_path", "corpus")
@@ -118,7 +118,7 @@ def write_table(df: pd.DataFrame, data_dir: str | Path, name: str) -> list[Path]
 def neighbour_table(tagged: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     """Each paper's k nearest papers by TF-IDF cosine (one pass over the corpus): paper_id, rank,
     neighbour_id, neighbour_title, similarity, shared_tags, why."""
-    from .relate import knn_graph
+    from paperlib.corpus.relate import knn_graph
 
     edges = knn_graph(tagged, k=min(k, len(tagged) - 1))
     tags = {pid: {t for f in ("theme", "domain") if f in tagged for t in _tag_list(v[f])} - {"general"}
@@ -142,11 +142,11 @@ def corpus_tables(corpus: str | Path | None = None, taxonomy: str | Path | None 
                   *, neighbours: int = 5) -> dict[str, pd.DataFrame]:
     """Parse, tag and relate a corpus: papers (with tags and methods), neighbours, claims,
     methods (paper_id, method), clusters, lineage (edges)."""
-    from .claims import extract_claims
-    from .methods import extract_methods, lineage_graph
-    from .relate import cluster_papers
-    from .tagging import tag_papers
-    from .taxonomy import load_taxonomy
+    from paperlib.corpus.claims import extract_claims
+    from paperlib.corpus.methods import extract_methods, lineage_graph
+    from paperlib.corpus.relate import cluster_papers
+    from paperlib.corpus.tagging import tag_papers
+    from paperlib.corpus.taxonomy import load_taxonomy
 
     papers = load_corpus(corpus or default_corpus_path())
     tagged = tag_papers(papers, load_taxonomy(taxonomy))

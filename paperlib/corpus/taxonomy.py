@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import TaxonomyError
-from .paths import default_taxonomy_path
+from paperlib.errors import TaxonomyError
+from paperlib.paths import default_taxonomy_path
 
 WHERE = ("any", "title", "abstract")
 SELECT = ("multi", "one")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .paths import notebooks_dir
+from paperlib.paths import notebooks_dir
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 
