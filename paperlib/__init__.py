@@ -13,23 +13,23 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS = {
-    # corpus reading (issue 2)
+    # reading corpora
     "CorpusFormatError": "errors", "DatasetError": "errors", "TaxonomyError": "errors",
     "LoadReport": "corpus.reader", "load_corpus": "corpus.reader", "load_corpus_with_report": "corpus.reader",
     "default_corpus_path": "paths", "default_taxonomy_path": "paths", "data_home": "paths",
-    # tagging and relations (issue 3)
+    # tagging and relations
     "Taxonomy": "corpus.taxonomy", "load_taxonomy": "corpus.taxonomy",
     "compute_tag_counts": "corpus.tagging", "evaluate_tags": "corpus.tagging", "load_gold": "corpus.tagging",
     "tag_papers": "corpus.tagging", "top_terms_by_tag": "corpus.tagging",
     "cluster_papers": "corpus.relate", "cluster_stability": "corpus.relate", "cluster_stability_pairs": "corpus.relate",
     "find_paper": "corpus.relate", "knn_graph": "corpus.relate", "paper_map": "corpus.relate", "similar": "corpus.relate",
-    "tfidf_matrix": "corpus.relate",
+    "tfidf_matrix": "corpus.relate", "PaperIndex": "corpus.relate",
     "extract_methods": "corpus.methods", "lineage_graph": "corpus.methods", "method_counts": "corpus.methods",
     "method_graph": "corpus.methods", "theme_cooccurrence": "corpus.methods",
     "extract_claims": "corpus.claims",
-    # the notebook registry (issue 4)
+    # the notebook registry
     "load_registry": "site.registry",
-    # experiments (issues 5-7)
+    # experiments
     "load_dataset": "experiments.datasets",
 }
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from paperlib.corpus.methods import extract_methods, lineage_graph, method_counts, method_graph, theme_cooccurrence
     from paperlib.paths import data_home, default_corpus_path, default_taxonomy_path
     from paperlib.site.registry import load_registry
-    from paperlib.corpus.relate import (cluster_papers, cluster_stability, cluster_stability_pairs, find_paper, knn_graph,
-                         paper_map, similar, tfidf_matrix)
+    from paperlib.corpus.relate import (PaperIndex, cluster_papers, cluster_stability, cluster_stability_pairs, find_paper,
+                         knn_graph, paper_map, similar, tfidf_matrix)
     from paperlib.corpus.tagging import compute_tag_counts, evaluate_tags, load_gold, tag_papers, top_terms_by_tag
     from paperlib.corpus.taxonomy import Taxonomy, load_taxonomy

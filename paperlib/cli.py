@@ -7,27 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from paperlib import store
 from paperlib.errors import PaperlibInputError
 
 
-def write_table(df: pd.DataFrame, out: Path) -> None:
-    """Write a table as CSV, JSON Lines or Parquet, by the file's extension (list columns as JSON in CSV)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = out.suffix.lower()
-    if suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    elif suffix in (".jsonl", ".ndjson"):
-        df.to_json(out, orient="records", lines=True, force_ascii=False)
-    elif suffix in (".csv", ".tsv"):
-        import json
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
 
-        flat = df.copy()
-        for col in flat.columns:
-            if flat[col].map(lambda v: isinstance(v, (list, dict))).any():
-                flat[col] = flat[col].map(lambda v: json.dumps(v, ensure_ascii=False))
-        flat.to_csv(out, index=False, sep="\t" if suffix == ".tsv" else ",")
-    else:
+
+def write_table(df: pd.DataFrame, out: Path) -> None:
+    """Write a table by the file's extension through `store.write_table` (list columns as JSON
+    text in CSV/TSV, native lists in Parquet)."""
+    if out.suffix.lower() not in TABLE_SUFFIXES:
         raise PaperlibInputError(out, None, "unknown output format: expected a .csv, .tsv, .jsonl or .parquet file name")
+    store.write_table(df, out)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -67,11 +59,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_similar(args: argparse.Namespace) -> int:
     from paperlib.corpus.reader import load_corpus
     from paperlib.corpus.relate import find_paper, similar
+    from paperlib.corpus.taxonomy import load_taxonomy
 
     papers = load_corpus(args.corpus)
     row = find_paper(papers, " ".join(args.paper))
+    taxonomy = load_taxonomy(args.taxonomy)
     print(f"papers closest to: {papers['title'].iloc[row]}")
-    for rank, r in enumerate(similar(papers, papers["paper_id"].iloc[row], k=args.k).itertuples(), start=1):
+    neighbours = similar(papers, papers["paper_id"].iloc[row], k=args.k, taxonomy=taxonomy)
+    for rank, r in enumerate(neighbours.itertuples(), start=1):
         print(f"{rank:3d}. {r.similarity:.3f}  {r.title}\n       {r.why}")
     return 0
 
@@ -92,11 +87,53 @@ def cmd_build(args: argparse.Namespace) -> int:
             re.compile(args.only)
         except re.error as e:
             raise ValueError(f"--only {args.only!r} is not a regular expression: {e}") from None
+    rerun = _regex_option("--rerun", args.rerun) if args.rerun not in (None, True) else bool(args.rerun)
     report = run_build(BuildConfig(out=args.out, quick=args.quick, only=args.only, corpus=args.corpus,
                                    taxonomy=args.taxonomy, notebooks=args.notebooks,
-                                   progress=not args.no_progress))
+                                   progress=not args.no_progress, rerun=rerun, jobs=args.jobs,
+                                   executor=args.executor, scheduler=args.scheduler))
     print(format_report(report))
     return 0 if report.ok else 1
+
+
+def _regex_option(flag: str, value: str) -> str:
+    import re
+
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"{flag} {value!r} is not a regular expression: {e}") from None
+    return value
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from paperlib.experiments.catalog import refresh, verify
+
+    layer = args.layer
+    if args.action == "verify":
+        table = verify(layer)
+        problems = table[table["status"].isin(["stale", "missing"])]
+        if table.empty:
+            print("every shipped run matches the code and every notebook default has its runs")
+        else:
+            print(table.to_string(index=False))
+        return 1 if len(problems) else 0
+    pattern = _regex_option("refresh", args.pattern) if args.pattern else None
+    before = refresh(pattern, layer=layer, jobs=args.jobs, executor=args.executor, scheduler=args.scheduler,
+                     progress=not args.no_progress)
+    after = verify(layer)
+    print(f"refreshed: {len(before)} problems before, {len(after)} after")
+    if len(after):
+        print(after.to_string(index=False))
+    return 1 if len(after[after["status"].isin(["stale", "missing"])]) else 0
+
+
+def _executor_options(p: argparse.ArgumentParser, *, jobs_help: str) -> None:
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help=jobs_help)
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="where runs execute: local processes (default) or a dask.distributed cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask scheduler, e.g. tcp://HOST:8786 (default: $PAPERLIB_DASK_SCHEDULER)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,10 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("similar", help="the papers closest to one paper, with why", description=(
         "Find the paper given by id, exact title or title words, and list its nearest neighbours "
-        "by TF-IDF cosine with the shared terms and tags."))
+        "by TF-IDF cosine with the shared terms and the tags both carry under the taxonomy."))
     p.add_argument("corpus", help="corpus file")
     p.add_argument("paper", nargs="+", help="paper id, exact title or words of the title")
     p.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    p.add_argument("--taxonomy", metavar="FILE", help="taxonomy YAML to tag with (default: the shipped one)")
     p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("build", help="build the corpus tables, run every notebook and write the HTML site", description=(
@@ -144,7 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build", help="output folder (default: build)")
     p.add_argument("--notebooks", metavar="DIR", help="notebook folder (default: the collection's notebooks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--rerun", nargs="?", const=True, default=None, metavar="REGEX",
+                   help="recompute experiment runs instead of loading them from the results store "
+                        "(all, or those whose experiment or run label matches REGEX)")
+    _executor_options(p, jobs_help="processes for experiment runs, and notebooks executed at once (default 1)")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("results", help="check or recompute the shipped experiment results", description=(
+        "verify: list shipped runs whose key no longer matches the code (stale), runs a notebook's "
+        "defaults need that are not shipped (missing) and shipped runs nothing needs (unused); exits 1 "
+        "on stale or missing. refresh [REGEX]: recompute the missing and stale runs (and those matching "
+        "REGEX) into the shipped folder, deleting stale and unused ones."))
+    p.add_argument("action", choices=["verify", "refresh"])
+    p.add_argument("pattern", nargs="?", metavar="REGEX", help="refresh: also recompute runs matching REGEX")
+    p.add_argument("--layer", metavar="DIR", help="results folder to check (default: the shipped data/results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _executor_options(p, jobs_help="processes for the runs (default 1)")
+    p.set_defaults(func=cmd_results)
 
     return parser
 

@@ -10,9 +10,11 @@ import nbformat
 import pandas as pd
 import pytest
 
+from paperlib import store
+from paperlib.cli import main
+from paperlib.corpus.relate import why_related
 from paperlib.site import build
 from paperlib.site import html as site
-from paperlib.cli import main
 
 INJECTION = "<script>alert(1)</script>"
 
@@ -31,14 +33,41 @@ def make_nb(path, cells, *, params="quick = False  # fast run\nresults_dir = 're
 
 # ------------------------------------------------------------------ fast unit tests
 
-def test_write_table_csv_and_parquet(tmp_path):
+def test_data_tables_follow_the_store_convention(tmp_path):
     df = pd.DataFrame({"paper_id": ["a", "b"], "theme": [["x", "y"], []], "scores": [{"x": 1.5}, {}]})
-    csv_path, pq_path = build.write_table(df, tmp_path, "papers")
-    back_csv = pd.read_csv(csv_path, keep_default_na=False)
-    assert back_csv["theme"].tolist() == ["x; y", ""]
-    assert json.loads(back_csv["scores"][0]) == {"x": 1.5}
-    back_pq = pd.read_parquet(pq_path)
-    assert [list(v) for v in back_pq["theme"]] == [["x", "y"], []]
+    csv_path, pq_path = build.write_data_table(df, tmp_path, "papers")
+    raw = pd.read_csv(csv_path, keep_default_na=False)
+    assert json.loads(raw["theme"][0]) == ["x", "y"]  # lists as JSON text in CSV
+    assert json.loads(raw["scores"][0]) == {"x": 1.5}
+    assert store.read_table(csv_path)["theme"].tolist() == [["x", "y"], []]
+    back_pq = store.read_table(pq_path)
+    assert back_pq["theme"].tolist() == [["x", "y"], []]  # native lists in Parquet
+    assert json.loads(back_pq["scores"][0]) == {"x": 1.5}
+
+
+MINI_CORPUS = (
+    "Continual Learning with Elastic Weights\nWe propose elastic weight consolidation (EWC), a penalty that "
+    "reduces catastrophic forgetting in continual learning on permuted MNIST. Code: https://github.com/a/b.\n"
+    "Curriculum Learning for Language Models\nWe order training data from easy to hard and compare EWC "
+    "with a curriculum; accuracy improves by 3.5% on GLUE.\n"
+    "Distilling a Teacher into a Student\nKnowledge distillation transfers a teacher's soft labels to a "
+    "smaller student network, reaching 71.2% top-1 accuracy on ImageNet.\n"
+    f"{INJECTION}\nAn abstract about reinforcement learning from human feedback with a reward model.\n")
+
+
+def test_corpus_tables_round_trip_through_the_store(tmp_path):
+    corpus = tmp_path / "mini.txt"
+    corpus.write_text(MINI_CORPUS)
+    tables = build.corpus_tables(corpus)
+    build.write_corpus_tables(tmp_path / "data", corpus)
+    for name, column in [("papers", "theme"), ("papers", "code_urls"), ("neighbours", "shared_terms"),
+                         ("neighbours", "shared_tags"), ("clusters", "cluster_terms")]:
+        for suffix in (".csv", ".parquet"):
+            back = store.read_table(tmp_path / "data" / f"{name}{suffix}")
+            assert back[column].tolist() == [list(v) for v in tables[name][column]], (name, column, suffix)
+    neighbours = tables["neighbours"]
+    first = neighbours.iloc[0]
+    assert first["why"] == why_related(first["similarity"], first["shared_terms"], first["shared_tags"])
 
 
 def test_only_declared_parameters_are_injected(tmp_path):
@@ -138,14 +167,7 @@ def test_site_pages_are_offline_and_small(tiny_build):
 @pytest.mark.slow
 def test_corpus_tables(tmp_path):
     corpus = tmp_path / "mini.txt"
-    corpus.write_text(
-        "Continual Learning with Elastic Weights\nWe propose elastic weight consolidation (EWC), a penalty that "
-        "reduces catastrophic forgetting in continual learning on permuted MNIST. Code: https://github.com/a/b.\n"
-        "Curriculum Learning for Language Models\nWe order training data from easy to hard and compare EWC "
-        "with a curriculum; accuracy improves by 3.5% on GLUE.\n"
-        "Distilling a Teacher into a Student\nKnowledge distillation transfers a teacher's soft labels to a "
-        "smaller student network, reaching 71.2% top-1 accuracy on ImageNet.\n"
-        f"{INJECTION}\nAn abstract about reinforcement learning from human feedback with a reward model.\n")
+    corpus.write_text(MINI_CORPUS)
     files = build.write_corpus_tables(tmp_path / "data", corpus)
     names = {p.name for p in files}
     for table in ("papers", "neighbours", "claims", "methods", "clusters", "lineage"):

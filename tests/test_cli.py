@@ -10,6 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from paperlib import store
+from paperlib.cli import main
+
 PAPERLIB = shutil.which("paperlib", path=str(Path(sys.executable).parent))
 
 
@@ -57,3 +60,12 @@ def test_parse_lenient_reports_skips(tmp_path):
 def test_unknown_output_extension_is_a_clear_error(tmp_path, corpus_path):
     out = run("parse", corpus_path, "--out", tmp_path / "papers.xlsx")
     assert out.returncode == 2 and "expected a .csv" in out.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet"])
+def test_parse_table_round_trips_through_the_store(tmp_path, corpus_path, suffix, capsys):
+    out_file = tmp_path / f"papers{suffix}"
+    assert main(["parse", str(corpus_path), "--out", str(out_file)]) == 0
+    back = store.read_table(out_file)
+    assert back.code_urls[0] == ["https://github.com/OpenGVLab/VideoMAEv2"]
+    assert all(isinstance(v, list) for v in back.code_urls) and back.code_urls.map(len).sum() > 10

@@ -1,7 +1,6 @@
 """Curriculum pacing: pacing formulas, scoring order, orderings, label noise, paced trainer, findings, figures."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -10,7 +9,9 @@ import pytest
 import torch
 
 from paperlib.experiments.curriculum import experiment as cl
+from paperlib.experiments.findings import findings_markdown
 from paperlib.experiments.training import LoopConfig
+from paperlib.store import ResultStore, load_reference, load_results, read_json, to_jsonable
 
 N, T = 1000, 100
 C = 10.0
@@ -246,14 +247,49 @@ def test_train_paced_is_deterministic_and_records_the_final_step():
     assert std["test_accuracy"].between(0, 1).all()
 
 
-def test_experiment_is_deterministic_and_tidy():
-    cfg = cl.CurriculumConfig(dataset="digits", seeds=(0,), full_steps=16, limited_fraction=0.5, noise_fractions=(0.4,),
-                              train_subset=300, evals=2, scorer_steps=20, batch_size=32)
-    one = cl.run_curriculum_experiment(cfg)
-    pd.testing.assert_frame_equal(one, cl.run_curriculum_experiment(cfg))
+def _tiny_config(**changes) -> cl.Config:
+    base = dict(dataset="digits", seeds=(0,), full_steps=16, limited_fraction=0.5, noise_fractions=(0.4,),
+                train_subset=300, evals=2, scorer_steps=20, batch_size=32)
+    return cl.Config(**{**base, **changes})
+
+
+def test_experiment_is_deterministic_and_tidy(tmp_path):
+    cfg = _tiny_config()
+    one = cl.run(cfg, store=ResultStore(tmp_path / "a"), progress=False).curves
+    cl._scored.cache_clear()  # score the examples again too, not only the training runs
+    two = cl.run(cfg, store=ResultStore(tmp_path / "b"), progress=False).curves
+    pd.testing.assert_frame_equal(one, two)
     assert list(one.columns) == ["regime", "ordering", "seed", "budget", "step", "test_accuracy"]
     assert set(one["regime"]) == {"full budget", "limited budget", "40% noisy labels"}
     assert one.groupby(["regime", "ordering"]).size().min() == 2  # two evaluation points per run
+
+
+def test_run_loads_stored_units_and_computes_only_new_ones(tmp_path):
+    store = ResultStore(tmp_path)
+    first = cl.run(_tiny_config(orderings=("curriculum", "standard")), store=store, progress=False)
+    assert first.report.computed == 3 * 2
+    more = cl.run(_tiny_config(orderings=("curriculum", "standard", "anti_curriculum")), store=store, progress=False)
+    assert more.report.computed == 3 and sum(more.report.loaded.values()) == 3 * 2
+    shared = more.curves[more.curves["ordering"] != "anti_curriculum"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(shared.sort_values(["regime", "ordering", "step"], ignore_index=True),
+                                  first.curves.sort_values(["regime", "ordering", "step"], ignore_index=True),
+                                  check_dtype=False)
+    assert set(first.findings()["regime"]) == {"full budget", "limited budget", "40% noisy labels"}
+
+
+def test_unit_keys_follow_the_config_and_the_seed():
+    keys = lambda config: [u.key for u in cl.units(config)]
+    base = keys(cl.Config.quick())
+    assert base == keys(cl.Config.quick()) and len(set(base)) == len(base) == 3 * 4  # regimes x orderings
+    assert not set(base) & set(keys(cl.Config.quick(seeds=(1,))))
+    assert set(base) < set(keys(cl.Config.quick(seeds=(0, 1))))
+    for change in (dict(pacing=cl.Pacing("root")), dict(scoring="loss"), dict(lr=1e-2), dict(noise_seed=1)):
+        assert not set(base) & set(keys(cl.Config.quick(**change))), change
+    # a longer full budget changes the full-budget and noisy runs; the limited budget keeps its 10 steps
+    longer = cl.units(cl.Config.quick(full_steps=41))
+    assert [u.config["regime"] for u, k in zip(longer, base) if u.key == k] == ["limited budget"] * 4
+    # another noise level adds its runs and leaves the others alone
+    assert set(base) < set(keys(cl.Config.quick(noise_fractions=(0.2, 0.4))))
 
 
 # --- findings from measured numbers ---------------------------------------------------------
@@ -309,11 +345,11 @@ def test_findings_sentences_state_numbers_and_agreement_with_reference():
     assert "trails" in f.loc["limited budget", "finding"] and "do not agree" in f.loc["limited budget", "finding"]
     assert f.loc["20% noisy labels", "verdict"] == "higher" and f.loc["20% noisy labels", "agrees"]
     assert "85.5% vs 75.5%" in f.loc["20% noisy labels", "finding"]
-    assert cl.findings_markdown(curves).count("\n- ") == 2
+    assert findings_markdown(cl.curriculum_findings(curves)).count("\n- ") == 2
 
 
 def test_reference_file_has_citation_and_expected_verdicts():
-    ref = cl.load_curriculum_reference()
+    ref = load_reference(cl.REFERENCE)
     assert {"authors", "year", "title", "where", "claim"} <= set(ref.columns)
     assert set(ref["regime"]) == {"full budget", "limited budget", "noisy labels"}
     assert set(ref["expected_vs_standard"]) <= {"higher", "lower", "within seed spread"}
@@ -322,21 +358,26 @@ def test_reference_file_has_citation_and_expected_verdicts():
 # --- config --------------------------------------------------------------------------------
 
 
-def test_config_json_round_trip_and_saved_beside_results(tmp_path):
-    cfg = cl.CurriculumConfig(seeds=(1, 2), full_steps=50, pacing=cl.Pacing("root", a=0.5, b=0.1))
-    assert cl.CurriculumConfig.from_json(cfg.to_json()) == cfg
+def test_config_saved_as_json_beside_results(tmp_path):
+    cfg = cl.Config(seeds=(1, 2), full_steps=50, pacing=cl.Pacing("root", a=0.5, b=0.1))
     assert [r[:2] for r in cfg.regimes] == [("full budget", 50), ("limited budget", 4), ("20% noisy labels", 50), ("40% noisy labels", 50)]
     curves = fake_curves({("full budget", "standard"): [0.5]})
-    out = cl.save_results(curves, cfg, tmp_path / "res")
-    assert json.loads((out / "config.json").read_text())["pacing"]["family"] == "root"
-    assert len(pd.read_csv(out / "curves.csv")) == len(curves)
-    quick = cfg.quick_version()
-    assert quick.full_steps == 40 and quick.seeds == (1,) and quick.pacing == cfg.pacing
+    out = cl.CurriculumResults(cfg, {"curves": curves}).save(tmp_path / "res")
+    saved = read_json(out / "curriculum.config.json")
+    assert saved == to_jsonable(cfg) and saved["pacing"]["family"] == "root" and saved["seeds"] == [1, 2]
+    assert len(pd.read_csv(out / "curriculum_curves.csv")) == len(curves)
+    tables, config = load_results(out, "curriculum")
+    pd.testing.assert_frame_equal(tables["curves"], curves)
+    assert config == saved
+    quick = cl.Config.quick(pacing=cfg.pacing)
+    assert quick.full_steps == 40 and quick.seeds == (0,) and quick.pacing == cfg.pacing
     assert [r[0] for r in quick.regimes] == ["full budget", "limited budget", "20% noisy labels"]
     with pytest.raises(ValueError, match="unknown orderings"):
-        cl.CurriculumConfig(orderings=("curriculum", "shuffled"))
+        cl.Config(orderings=("curriculum", "shuffled"))
     with pytest.raises(ValueError, match="unknown scoring"):
-        cl.CurriculumConfig(scoring="teacher")
+        cl.Config(scoring="teacher")
+    with pytest.raises(ValueError, match="at least one seed"):
+        cl.Config.quick(seeds=())
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -399,8 +440,8 @@ def test_notebook_quick_run_writes_tidy_results_and_config(tmp_path_factory):
     result = quick_run(path, tmp_path_factory)
     assert result.status == "ok", f"failed at {result.failing_cell}: {result.error}"
     out = tmp_path_factory.getbasetemp() / "quick-runs" / "results" / path.stem
-    curves = pd.read_csv(out / "curves.csv")
+    tables, config = load_results(out, "curriculum")
+    curves = tables["curves"]
     assert set(curves["ordering"]) == set(cl.ORDERINGS)
     assert curves["test_accuracy"].between(0, 1).all()
-    config = cl.CurriculumConfig.from_json((out / "config.json").read_text())
-    assert config.full_steps == 40 and len(config.seeds) == 1
+    assert config["full_steps"] == 40 and len(config["seeds"]) == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -10,22 +11,25 @@ from tiny import blobs
 
 from paperlib.experiments.calibration import expected_calibration_error, reliability_table
 from paperlib.experiments.distillation.experiment import (
+    Config,
     KDConfig,
     PSKDConfig,
     W2SConfig,
-    confidence_loss,
-    distillation_loss,
     epoch_sampler,
+    kd_rows,
     performance_gap_recovered,
     pgr_table,
     pskd_alpha,
+    pskd_rows,
     pskd_targets,
-    run_kd,
-    run_pskd,
-    run_weak_to_strong,
-    soft_cross_entropy,
+    reliability_by_method,
+    run,
+    units,
+    w2s_rows,
 )
 from paperlib.experiments.findings import against_reference, compare, compare_paired, summarize
+from paperlib.experiments.losses import confidence_loss, distillation_loss, soft_cross_entropy
+from paperlib.store import ResultStore
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -130,6 +134,21 @@ def test_reliability_rejects_bad_shapes():
         reliability_table(torch.rand(3, 2), torch.tensor([0, 1]))
 
 
+def test_reliability_by_method_pools_the_seeds_by_hand():
+    # seed 0: .9 (right), .6 (wrong); seed 1: .7 (right). Two bins: (0, .5] and (.5, 1].
+    seed0 = reliability_table(torch.tensor([[0.9, 0.1], [0.6, 0.4]]), torch.tensor([0, 1]), n_bins=2)
+    seed1 = reliability_table(torch.tensor([[0.3, 0.7]]), torch.tensor([1]), n_bins=2)
+    bins = pd.concat([seed0.assign(method="plain", seed=0), seed1.assign(method="plain", seed=1),
+                      seed1.assign(method="PS-KD", seed=1)], ignore_index=True)
+    pooled = reliability_by_method(bins)
+    assert list(pooled) == ["plain", "PS-KD"]
+    top = pooled["plain"].iloc[1]
+    # three predictions in (.5, 1]: confidence (.9 + .6 + .7) / 3, two of three right
+    assert top["count"] == 3 and top["confidence"] == pytest.approx(2.2 / 3) and top["accuracy"] == pytest.approx(2 / 3)
+    assert pooled["plain"].iloc[0]["count"] == 0 and pd.isna(pooled["plain"].iloc[0]["accuracy"])
+    pd.testing.assert_frame_equal(pooled["PS-KD"], seed1[pooled["PS-KD"].columns], check_dtype=False)
+
+
 # ---------------------------------------------------------------- sampler and findings
 
 
@@ -176,34 +195,79 @@ def test_summarize_mean_std_n():
 # ---------------------------------------------------------------- tiny end-to-end runs
 
 
-def test_kd_run_is_deterministic_and_tidy():
+def test_kd_rows_are_deterministic_and_tidy():
     data = _tiny_data()
-    cfg = KDConfig(seeds=(0,), teacher_hidden=(16,), student_hidden=(4,), teacher_steps=30, student_steps=20,
+    cfg = KDConfig(teacher_hidden=(16,), student_hidden=(4,), teacher_steps=30, student_steps=20,
                    batch_size=32, temperatures=(2.0,), alphas=(0.5,))
-    a, b = run_kd(cfg, data=data), run_kd(cfg, data=data)
+    a, b = kd_rows(cfg, data, 0), kd_rows(cfg, data, 0)
     pd.testing.assert_frame_equal(a, b)
-    assert set(a["model"]) == {"teacher", "labels only", "distilled"}
+    assert list(a.columns) == ["seed", "model", "temperature", "metric", "alpha", "value"]
+    assert a["model"].tolist() == ["teacher", "labels only", "distilled"]
     assert a["value"].between(0, 1).all()
 
 
-def test_pskd_run_is_deterministic_and_differs_from_plain():
+def test_pskd_rows_are_deterministic_and_differ_from_plain():
     data = _tiny_data()
-    cfg = PSKDConfig(seeds=(1,), hidden=(8,), epochs=4, batch_size=32, n_bins=5)
-    a, pa = run_pskd(cfg, data=data)
-    b, _ = run_pskd(cfg, data=data)
+    cfg = PSKDConfig(hidden=(8,), epochs=4, batch_size=32, n_bins=5)
+    a, bins_a = pskd_rows(cfg, data, 1)
+    b, bins_b = pskd_rows(cfg, data, 1)
     pd.testing.assert_frame_equal(a, b)
-    assert set(a["metric"]) == {"accuracy", "ece", "nll"}
+    pd.testing.assert_frame_equal(bins_a, bins_b)
+    assert set(a["metric"]) == {"accuracy", "ece", "nll"} and set(a["seed"]) == {1}
+    assert bins_a.groupby("method")["count"].sum().to_dict() == {"PS-KD": len(data.y_test), "plain": len(data.y_test)}
     # the refined targets change training, so the two methods' test probabilities differ
-    assert not torch.allclose(pa[("plain", 1)], pa[("PS-KD", 1)])
+    nll = a[a["metric"] == "nll"].set_index("method")["value"]
+    assert nll["plain"] != nll["PS-KD"]
+    conf = bins_a.pivot_table(index="bin", columns="method", values="confidence")
+    assert not conf["plain"].equals(conf["PS-KD"])
 
 
-def test_weak_to_strong_run_is_deterministic():
+def test_weak_to_strong_rows_are_deterministic():
     data = _tiny_data(n=160)
-    cfg = W2SConfig(seeds=(0,), weak_hidden=(2,), weak_train_size=20, weak_steps=10, strong_hidden=(16,),
+    cfg = W2SConfig(weak_hidden=(2,), weak_train_size=20, weak_steps=10, strong_hidden=(16,),
                     strong_steps=20, batch_size=32)
-    a, b = run_weak_to_strong(cfg, data=data), run_weak_to_strong(cfg, data=data)
+    a, b = w2s_rows(cfg, data, 0), w2s_rows(cfg, data, 0)
     pd.testing.assert_frame_equal(a, b)
     assert {"weak", "student", "student + confidence loss", "ceiling"} <= set(a["model"])
+
+
+def _quick(**changes) -> Config:
+    """Config.quick shrunk further: every part runs in about a second on the digits."""
+    return Config.quick(dataset="digits",
+                        kd=KDConfig(teacher_hidden=(16,), student_hidden=(8,), teacher_steps=20, student_steps=10,
+                                    temperatures=(4.0,), alphas=(0.9,), train_size=300),
+                        pskd=PSKDConfig(hidden=(16,), epochs=2, batch_size=100, train_size=300),
+                        w2s=W2SConfig(weak_steps=10, strong_hidden=(16,), strong_steps=10), **changes)
+
+
+def test_run_assembles_every_part_and_loads_it_back(tmp_path):
+    store = ResultStore(tmp_path)
+    result = run(_quick(), store=store, progress=False)
+    assert result.report.computed == 3  # kd, pskd and weak-to-strong for one seed
+    assert set(result.tables) == {"kd", "pskd", "reliability", "weak_to_strong"}
+    assert set(result["reliability"]["method"]) == {"plain", "PS-KD"}
+    keys = result.findings()["key"].tolist()
+    assert keys == ["kd_vs_labels", "pskd_accuracy", "pskd_ece", "w2s_student_vs_weak", "w2s_confidence", "w2s_pgr"]
+    again = run(_quick(), store=store, progress=False)
+    assert again.report.computed == 0
+    for name in result.tables:
+        pd.testing.assert_frame_equal(again[name], result[name], check_dtype=False)
+
+
+def test_unit_keys_follow_the_config_and_the_seed():
+    parts = lambda config: [u.config["part"] for u in units(config)]
+    keys = lambda config: [u.key for u in units(config)]
+    base = keys(Config.quick())
+    assert base == keys(Config.quick()) and parts(Config.quick()) == ["kd", "pskd", "w2s"]
+    assert not set(base) & set(keys(Config.quick(seeds=(1,))))
+    assert set(base) < set(keys(Config.quick(seeds=(0, 1))))
+    assert not set(base) & set(keys(Config.quick(dataset="digits")))
+    # each part's settings change that part's unit only
+    quick = Config.quick()
+    for part, changed in (("kd", replace(quick.kd, alphas=(0.5,))), ("pskd", replace(quick.pskd, epochs=4)),
+                          ("w2s", replace(quick.w2s, aux_alpha=0.5))):
+        other = keys(replace(quick, **{part: changed}))
+        assert [p for p, a, b in zip(parts(quick), base, other) if a != b] == [part]
 
 
 # ---------------------------------------------------------------- figures

@@ -10,17 +10,20 @@ from tiny import blobs
 from torch import nn
 
 from paperlib.experiments.editing.experiment import (
-    EditingConfig,
+    Config,
     apply_vector,
     batch_importance,
     choose_addition_scale,
     choose_negation_scale,
     combine,
     editing_findings,
-    run_editing,
+    editing_rows,
+    run,
     ssd_dampen,
     task_vector,
+    units,
 )
+from paperlib.store import ResultStore
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,10 +119,16 @@ def _tiny_data(n: int = 150, seed: int = 0):
     return blobs(n, noise=0.1, seed=seed)
 
 
-def test_run_editing_tiny_is_deterministic_and_findings_render():
-    cfg = EditingConfig(seeds=(0, 1), hidden=(8,), pretrain_steps=40, finetune_steps=10, batch_size=32,
-                        forget_class=1, scales=(0.0, 1.0), n_added_tasks=1)
-    a, b = run_editing(cfg, data=_tiny_data()), run_editing(cfg, data=_tiny_data())
+def _run_tiny(config: Config) -> pd.DataFrame:
+    """Every seed's rows on the tiny blobs (a run on a named data set goes through `run`)."""
+    data = _tiny_data()
+    return pd.concat([editing_rows(config, data, seed) for seed in config.seeds], ignore_index=True)
+
+
+def test_editing_rows_tiny_are_deterministic_and_findings_render():
+    cfg = Config(seeds=(0, 1), hidden=(8,), pretrain_steps=40, finetune_steps=10, batch_size=32,
+                 forget_class=1, scales=(0.0, 1.0), n_added_tasks=1)
+    a, b = _run_tiny(cfg), _run_tiny(cfg)
     cols = [c for c in a.columns]
     timeless = lambda d: d[d["metric"] != "seconds"].reset_index(drop=True)[cols]
     pd.testing.assert_frame_equal(timeless(a), timeless(b))
@@ -128,12 +137,36 @@ def test_run_editing_tiny_is_deterministic_and_findings_render():
     assert len(findings) >= 5 and findings["finding"].str.len().min() > 20
 
 
+def test_run_stores_each_seed_and_loads_it_back(tmp_path):
+    config = Config.quick(dataset="digits", hidden=(8,), pretrain_steps=20, finetune_steps=5, scales=(0.0, 1.0),
+                          n_added_tasks=1)
+    store = ResultStore(tmp_path)
+    first = run(config, store=store, progress=False)
+    rows = first["editing"]
+    assert set(rows["seed"]) == {0} and set(rows["experiment"]) == {"negation", "addition", "unlearning"}
+    assert first.report.computed == 1
+    again = run(config, store=store, progress=False)
+    assert again.report.computed == 0
+    timeless = lambda d: d[d["metric"] != "seconds"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(timeless(again["editing"]), timeless(rows), check_dtype=False)
+
+
+def test_unit_keys_follow_the_config_and_the_seed():
+    keys = lambda config: [u.key for u in units(config)]
+    base = keys(Config.quick())
+    assert base == keys(Config.quick()) and len(base) == 1
+    assert keys(Config.quick(seeds=(0, 1)))[0] == base[0]  # another seed adds a unit, the first stays
+    assert keys(Config.quick(seeds=(1,)))[0] != base[0]
+    for change in (dict(forget_class=3), dict(scales=(0.0, 1.0)), dict(ssd_alpha=5.0), dict(dataset="digits")):
+        assert keys(Config.quick(**change))[0] != base[0], change
+
+
 def test_figures_from_a_tiny_run():
     from paperlib.experiments.editing.figures import plot_addition, plot_negation, plot_unlearning
 
-    cfg = EditingConfig(seeds=(0,), hidden=(8,), pretrain_steps=30, finetune_steps=10, batch_size=32,
-                        forget_class=1, scales=(0.0, 1.0), n_added_tasks=1)
-    df = run_editing(cfg, data=_tiny_data())
+    cfg = Config(seeds=(0,), hidden=(8,), pretrain_steps=30, finetune_steps=10, batch_size=32,
+                 forget_class=1, scales=(0.0, 1.0), n_added_tasks=1)
+    df = _run_tiny(cfg)
     neg = plot_negation(df, choose_negation_scale(df)).to_dict()
     assert [t["name"] for t in neg["data"]] == ["target accuracy", "control accuracy"]
     assert _arr(neg["data"][0]["x"]) == [0.0, 1.0]

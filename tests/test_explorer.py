@@ -86,3 +86,8 @@ def test_widgets_follow_the_search(table, tmp_path):
     assert "why related" in ex.like.value and "cosine" in ex.like.value
     path = ex._write()
     assert path.parent == tmp_path and "1 papers." in path.read_text()
+    index = ex._index
+    ex.facets["domain"].value = ("language",)
+    ex.pick.value = "p4"
+    assert "both tagged language" in ex.like.value
+    assert ex._index is index  # the TF-IDF index is fitted once and reused for every paper

@@ -7,10 +7,16 @@ import pytest
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from paperlib import (cluster_papers, cluster_stability, cluster_stability_pairs, find_paper, knn_graph,
-                      paper_map, similar, tfidf_matrix)
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from paperlib import (PaperIndex, cluster_papers, cluster_stability, cluster_stability_pairs, find_paper, knn_graph,
+                      paper_map, similar, tag_papers, tfidf_matrix)
 from paperlib.cli import main
-from paperlib.corpus.relate import analyse, class_tfidf_terms, nearest_neighbours
+from paperlib.corpus import relate
+from paperlib.corpus.relate import nearest_neighbours, neighbour_table, why_related
+from paperlib.corpus.taxonomy import parse_taxonomy
+from paperlib.corpus.terms import analyse, class_tfidf_terms
 
 TOPICS = {
     "forgetting": "catastrophic forgetting replay buffer rehearsal continual tasks sequence",
@@ -42,14 +48,14 @@ def test_tfidf_rows_are_unit_length(corpus):
 
 
 def test_similar_finds_the_same_topic_and_says_why():
-    papers = hand_corpus()
+    papers = tag_papers(hand_corpus())
     out = similar(papers, "forgetting-0", k=3)
     assert list(out.columns) == ["paper_id", "title", "similarity", "shared_terms", "shared_tags", "why"]
     assert set(out["paper_id"]) == {"forgetting-1", "forgetting-2", "forgetting-3"}
     assert out["similarity"].is_monotonic_decreasing
     assert "forgetting" in " ".join(out["shared_terms"].iloc[0])
-    assert "continual-learning" in out["shared_tags"].iloc[0]  # untagged input is tagged internally
-    assert out["why"].iloc[0].startswith("cosine ")
+    assert "continual-learning" in out["shared_tags"].iloc[0]
+    assert out["why"].iloc[0].startswith("cosine ") and "both tagged continual-learning" in out["why"].iloc[0]
     # an exact title works too, and k larger than the corpus gives everyone else
     assert len(similar(papers, papers["title"].iloc[5], k=50)) == len(papers) - 1
 
@@ -169,13 +175,146 @@ def test_cli_similar(corpus_path, capsys):
     assert "papers match" in capsys.readouterr().err
 
 
-def test_embeddings_are_optional_and_say_what_is_missing():
-    from paperlib.corpus.relate import embedding_matrix
+def test_cli_similar_tags_with_the_given_taxonomy(corpus_path, tmp_path, capsys):
+    own = tmp_path / "own.yaml"
+    own.write_text(OWN_TAXONOMY, encoding="utf-8")
+    assert main(["similar", str(corpus_path), "Overcoming catastrophic forgetting", "-k", "3",
+                 "--taxonomy", str(own)]) == 0
+    out = capsys.readouterr().out
+    assert "both tagged memory" in out and "continual-learning" not in out
 
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="sentence-transformers"):
-            embedding_matrix(hand_corpus())
-    else:
-        pytest.skip("sentence-transformers is installed; the optional path is not under test here")
+
+# ------------------------------------------------------------------ tags in "why related"
+
+OWN_TAXONOMY = """\
+name: own
+facets:
+  topic:
+    select: multi
+    default: other
+    tags:
+      memory:
+        definition: Keeping old tasks.
+        rules:
+          - {weight: 1, phrases: [replay, rehearsal, forgetting]}
+      prompting:
+        definition: Prompts.
+        rules:
+          - {weight: 1, phrases: [prompt*]}
+      other:
+        definition: Anything else.
+  form:
+    select: one
+    default: study
+    tags:
+      study:
+        definition: Every paper here.
+"""
+
+
+def test_untagged_papers_are_related_by_words_and_never_tagged(monkeypatch):
+    def no_tagging(*args, **kwargs):
+        raise AssertionError("similar tagged the papers")
+
+    monkeypatch.setattr(relate, "tag_papers", no_tagging)
+    out = similar(hand_corpus(), "forgetting-0", k=3)
+    assert set(out["paper_id"]) == {"forgetting-1", "forgetting-2", "forgetting-3"}
+    assert out["shared_tags"].map(len).eq(0).all()
+    assert out["shared_terms"].map(len).gt(0).all()
+    assert not out["why"].str.contains("tagged").any()
+
+
+def test_similar_honours_the_users_taxonomy(monkeypatch):
+    own = parse_taxonomy(OWN_TAXONOMY)
+    out = similar(hand_corpus(), "forgetting-0", k=3, taxonomy=own)
+    assert out["shared_tags"].tolist() == [["memory"]] * 3  # one-tag facets and defaults are left out
+    assert out["why"].str.endswith("; both tagged memory").all()
+    # papers already tagged with it are read, not tagged again
+    tagged = tag_papers(hand_corpus(), own)
+    monkeypatch.setattr(relate, "tag_papers", lambda *a, **k: pytest.fail("tagged twice"))
+    pd.testing.assert_frame_equal(similar(tagged, "forgetting-0", k=3, taxonomy=own), out)
+    # without the taxonomy, the shipped taxonomy's facets are looked for and not found: words only
+    assert similar(tagged, "forgetting-0", k=3)["shared_tags"].map(len).eq(0).all()
+
+
+def test_why_related_by_hand():
+    assert why_related(0.456, ["replay buffer", "rehearsal"], ["continual-learning"]) == (
+        "cosine 0.46; shared terms: replay buffer, rehearsal; both tagged continual-learning")
+    assert why_related(0.5) == "cosine 0.50"
+
+
+def test_neighbour_table_says_what_similar_says():
+    papers = tag_papers(hand_corpus(5))
+    table = neighbour_table(papers, k=3)
+    assert list(table.columns) == ["paper_id", "rank", "neighbour_id", "neighbour_title", "similarity",
+                                   "shared_terms", "shared_tags", "why"]
+    for pid in ("forgetting-0", "prompts-2", "rewards-4"):
+        mine = table[table["paper_id"] == pid].reset_index(drop=True)
+        one = similar(papers, pid, k=3)
+        assert mine["neighbour_id"].tolist() == one["paper_id"].tolist()
+        for col in ("shared_terms", "shared_tags", "why"):
+            assert mine[col].tolist() == one[col].tolist()
+
+
+# ------------------------------------------------------------------ the fitted index
+
+def test_paper_index_has_the_estimator_shape():
+    index = PaperIndex(n_neighbors=3, n_clusters=3, map_method="svd", random_state=2)
+    assert not [name for name in vars(index) if name.endswith("_")]  # __init__ stores parameters only
+    assert index.get_params()["random_state"] == 2
+    with pytest.raises(NotFittedError):
+        index.neighbours_
+    papers = hand_corpus(6)
+    assert index.fit(papers) is index
+    assert index.tfidf_.shape == (len(papers), len(index.terms_))
+    assert index.vectorizer_.get_feature_names_out().tolist() == index.terms_.tolist()
+    idx, sims = index.neighbours_
+    assert idx.shape == sims.shape == (len(papers), 3)
+    assert sorted(set(index.cluster_labels_)) == [0, 1, 2]
+    assert index.map_.shape == (len(papers), 2)
+    assert not [name for name in vars(clone(index)) if name.endswith("_")]
+
+
+def test_an_index_gives_what_the_functions_give_without_one(corpus):
+    papers = tag_papers(corpus.head(60))
+    index = PaperIndex(random_state=5).fit(papers)  # its own seed does not override the functions' seed
+    pd.testing.assert_frame_equal(knn_graph(papers, k=4, index=index), knn_graph(papers, k=4))
+    pd.testing.assert_frame_equal(similar(papers, papers["paper_id"].iloc[3], index=index),
+                                  similar(papers, papers["paper_id"].iloc[3]))
+    pd.testing.assert_frame_equal(cluster_papers(papers, 4, seed=1, index=index), cluster_papers(papers, 4, seed=1))
+    pd.testing.assert_frame_equal(paper_map(papers, method="svd", seed=1, index=index),
+                                  paper_map(papers, method="svd", seed=1))
+    pd.testing.assert_frame_equal(cluster_stability_pairs(papers, 4, seeds=(0, 1), index=index),
+                                  cluster_stability_pairs(papers, 4, seeds=(0, 1)))
+    # the learned attributes are what the functions give under the index's parameters
+    index.set_params(n_neighbors=4, n_clusters=4, map_method="svd")
+    assert index.cluster_labels_.tolist() == cluster_papers(papers, 4, seed=5)["cluster"].tolist()
+    assert index.map_[:, 0].tolist() == paper_map(papers, method="svd", seed=5)["x"].tolist()
+    assert index.paper_ids_[index.neighbours_[0]].ravel().tolist() == knn_graph(papers, k=4)["target"].tolist()
+
+
+def test_an_index_of_other_papers_is_refused(corpus):
+    index = PaperIndex().fit(corpus.head(30))
+    with pytest.raises(ValueError, match="fitted on other papers"):
+        knn_graph(corpus.head(40), index=index)
+    with pytest.raises(ValueError, match="PaperIndex\\(taxonomy"):
+        similar(corpus.head(30), corpus["paper_id"].iloc[0], index=index, taxonomy=parse_taxonomy(OWN_TAXONOMY))
+
+
+def test_corpus_modules_import_each_other_at_the_top_only():
+    import ast
+    from pathlib import Path
+
+    import paperlib.corpus
+
+    folder = Path(paperlib.corpus.__file__).parent
+    inner = []
+    for path in sorted(folder.glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner += [f"{path.name}:{node.lineno}" for node in ast.walk(fn)
+                          if isinstance(node, ast.ImportFrom) and (node.level or "paperlib" in (node.module or ""))]
+    assert inner == []
+    tagging_imports = {node.module for node in ast.walk(ast.parse((folder / "tagging.py").read_text(encoding="utf-8")))
+                       if isinstance(node, ast.ImportFrom)}
+    assert "paperlib.corpus.relate" not in tagging_imports and "paperlib.corpus.terms" in tagging_imports

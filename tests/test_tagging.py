@@ -9,8 +9,9 @@ import pytest
 from paperlib import (compute_tag_counts, evaluate_tags, load_gold, load_taxonomy, tag_papers,
                       top_terms_by_tag)
 from paperlib.cli import main
-from paperlib.paths import shipped_dir
+from paperlib.corpus.tagging import as_list
 from paperlib.corpus.taxonomy import parse_taxonomy
+from paperlib.paths import shipped_dir
 
 DEV = shipped_dir() / "labels" / "dev_tags.json"
 
@@ -141,6 +142,20 @@ def test_evaluate_tags_matches_hand_counts():
     assert ev.loc[("theme", "macro"), "f1"] == pytest.approx((2 / 3 + 0) / 2)
     assert ev.loc[("kind", "accuracy"), "f1"] == pytest.approx(2 / 3)
     assert ev.loc[("domain", "micro"), "f1"] == 1.0
+
+
+def test_evaluate_matches_titles_by_their_normalised_form():
+    predicted = pd.DataFrame({"title": ["Vision-R1: Reasoning", "Café Models"], "kind": ["m", "s"]})
+    gold = [dict(title="vision r1 reasoning", kind="m"), dict(title="CAFE  models!", kind="s")]
+    assert evaluate_tags(predicted, gold).set_index(["facet", "tag"]).loc[("kind", "accuracy"), "f1"] == 1.0
+
+
+def test_as_list_reads_every_shape_of_list_cell():
+    assert as_list(["a", "b"]) == ["a", "b"] and as_list(("a",)) == ["a"]
+    assert as_list(pd.Series(["a", "b"]).to_numpy()) == ["a", "b"]  # Parquet gives arrays
+    assert as_list("method") == ["method"]  # a one-tag facet
+    for empty in (None, float("nan"), pd.NA, "", []):
+        assert as_list(empty) == []
 
 
 def test_evaluate_rejects_unknown_gold_titles():

@@ -1,5 +1,5 @@
-"""Figures and reading tables of the corpus: tag counts, the paper map, clusters, theme
-co-occurrence and the method lineage network.
+"""Figures and reading tables of the corpus: tag counts per facet, the paper map, clusters,
+theme co-occurrence and the method lineage network.
 
 Corpus text is data, never markup: every title, abstract or term shown in a hover label or
 annotation goes through `html.escape` here (plotly renders a subset of HTML in those).
@@ -16,17 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from paperlib.corpus.tagging import as_list
+
 NO_TAG = "(none)"
 _PALETTE = qualitative.Dark24 + qualitative.Light24
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-
-
-def _as_list(value) -> list[str]:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    return [str(v) for v in value]
 
 
 def first_sentence(text: str, limit: int = 220) -> str:
@@ -47,7 +41,7 @@ def paper_hover(tagged: pd.DataFrame, *, sentence: bool = True) -> list[str]:
         parts = [f"<b>{_wrapped(str(rec.get('title', '')), 70)}</b>"]
         for facet in ("theme", "kind", "domain"):
             if facet in rec:
-                tags = _as_list(rec[facet])
+                tags = as_list(rec[facet])
                 parts.append(f"{facet}: {html.escape(', '.join(tags) or NO_TAG)}")
         if sentence and "abstract" in rec:
             parts.append(_wrapped(first_sentence(rec["abstract"])))
@@ -57,7 +51,7 @@ def paper_hover(tagged: pd.DataFrame, *, sentence: bool = True) -> list[str]:
 
 def primary_tag(tagged: pd.DataFrame, facet: str = "theme") -> pd.Series:
     """The first tag of a facet per paper (the map's colour), NO_TAG when it has none."""
-    return pd.Series([(_as_list(v) or [NO_TAG])[0] for v in tagged[facet]], index=tagged.index, dtype=object)
+    return pd.Series([(as_list(v) or [NO_TAG])[0] for v in tagged[facet]], index=tagged.index, dtype=object)
 
 
 def _colours(names) -> dict[str, str]:
@@ -68,16 +62,6 @@ def _colours(names) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- tag counts
-
-def plot_tag_counts(counts: pd.DataFrame, facet: str = "theme") -> go.Figure:
-    """Horizontal bars of papers per tag (`counts`: tag, papers — as from `compute_tag_counts`)."""
-    df = counts.sort_values("papers")
-    fig = go.Figure(go.Bar(x=df["papers"], y=[html.escape(t) for t in df["tag"]], orientation="h",
-                           hovertemplate="%{y}: %{x} papers<extra></extra>", marker_color="#4c78a8"))
-    fig.update_layout(title=f"Papers per {facet}", xaxis_title="papers", yaxis_title=None,
-                      height=max(300, 28 * len(df) + 120), margin=dict(l=10, r=10, t=50, b=40))
-    return fig
-
 
 def plot_facet_counts(tagged: pd.DataFrame, counter, facets=("theme", "kind", "domain")) -> go.Figure:
     """One bar chart with a dropdown to switch facet; `counter(tagged, facet)` gives tag, papers."""
@@ -100,8 +84,8 @@ def compute_facet_pairs(tagged: pd.DataFrame, outer: str = "theme", inner: str =
     """Papers per (outer tag, inner tag); a paper with two themes counts under both."""
     rows = []
     for a, b in zip(tagged[outer], tagged[inner]):
-        for x in _as_list(a) or [NO_TAG]:
-            for y in _as_list(b) or [NO_TAG]:
+        for x in as_list(a) or [NO_TAG]:
+            for y in as_list(b) or [NO_TAG]:
                 rows.append((x, y))
     df = pd.DataFrame(rows, columns=[outer, inner])
     return df.groupby([outer, inner]).size().rename("papers").reset_index().sort_values(
@@ -244,7 +228,7 @@ def terms_table(terms: pd.DataFrame) -> pd.DataFrame:
 def code_links_table(papers: pd.DataFrame) -> pd.DataFrame:
     """title, url, host: one row per code link found in the abstracts."""
     rows = [{"title": t, "url": u, "host": re.sub(r"^https?://(www\.)?", "", u).split("/")[0]}
-            for t, urls in zip(papers["title"], papers["code_urls"]) for u in _as_list(urls)]
+            for t, urls in zip(papers["title"], papers["code_urls"]) for u in as_list(urls)]
     return pd.DataFrame(rows, columns=["title", "url", "host"])
 
 
@@ -257,10 +241,10 @@ def describe_corpus(tagged: pd.DataFrame) -> pd.DataFrame:
     """A few counts that frame the corpus: papers, with a code link, per facet coverage."""
     rows = [("papers", len(tagged))]
     if "code_urls" in tagged:
-        rows.append(("papers with a code link", sum(bool(_as_list(v)) for v in tagged["code_urls"])))
+        rows.append(("papers with a code link", sum(bool(as_list(v)) for v in tagged["code_urls"])))
     for facet in ("theme", "kind", "domain"):
         if facet in tagged:
-            values = [_as_list(v) for v in tagged[facet]]
+            values = [as_list(v) for v in tagged[facet]]
             rows.append((f"papers without a {facet}", sum(not v for v in values)))
             rows.append((f"distinct {facet} tags used", len({t for v in values for t in v})))
     return pd.DataFrame(rows, columns=["what", "count"])

@@ -14,6 +14,10 @@ import re
 import networkx as nx
 import pandas as pd
 
+from paperlib.corpus.reader import extract_acronym
+from paperlib.corpus.tagging import as_list
+from paperlib.corpus.taxonomy import load_taxonomy
+
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _CANDIDATE = re.compile(r"(?<![\w/.-])[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?![\w/-])")
 _ROMAN = re.compile(r"^[IVX]+$")
@@ -35,8 +39,8 @@ def _shape_ok(part: str) -> bool:
     return upper_after_first or (part[0].isupper() and any(c.isdigit() for c in part))
 
 
-def _normalise(token: str) -> str:
-    # Plural of an acronym: "LLMs" -> "LLM", "PLMs" -> "PLM"; "LoRAs" stays as written.
+def _singular(token: str) -> str:
+    """An acronym's plural as its singular ("LLMs" -> "LLM", "PLMs" -> "PLM"; "LoRAs" stays), trailing dots dropped."""
     if len(token) > 2 and token.endswith("s") and token[:-1].isupper():
         return token[:-1]
     return token.rstrip(".")
@@ -50,7 +54,7 @@ def mentions(text: str) -> list[str]:
     found: list[str] = []
     for m in _CANDIDATE.finditer(text):
         # Drop plain lower-case tails: "LLM-based" -> "LLM", "R1-like" -> "R1".
-        token = _normalise(_LOWER_TAIL.sub("", m.group(0)))
+        token = _singular(_LOWER_TAIL.sub("", m.group(0)))
         parts = re.split(r"[-.]", token)
         if not any(_shape_ok(p) for p in parts):
             continue
@@ -72,8 +76,6 @@ def extract_methods(papers: pd.DataFrame) -> pd.DataFrame:
 
 def introduced_method(title: str, abstract: str = "") -> str:
     """The name a title introduces ("SLCA: ..." -> "SLCA"), using the corpus parser's rule."""
-    from paperlib.corpus.reader import extract_acronym
-
     return extract_acronym(title, abstract) or ""
 
 
@@ -143,9 +145,7 @@ def theme_cooccurrence(tagged: pd.DataFrame, *, facet: str = "theme", taxonomy=N
     papers tagged a. Rows follow the taxonomy's order (the default one unless given)."""
     if facet not in tagged.columns:
         raise KeyError(f"no column {facet!r}; run tag_papers first")
-    seen = sorted({t for tags in tagged[facet] for t in (tags or [])})
-    from paperlib.corpus.taxonomy import load_taxonomy
-
+    seen = sorted({t for tags in tagged[facet] for t in as_list(tags)})
     try:
         tax = taxonomy if taxonomy is not None else load_taxonomy()
         order = list(tax.facet(facet).tag_names)
@@ -155,7 +155,7 @@ def theme_cooccurrence(tagged: pd.DataFrame, *, facet: str = "theme", taxonomy=N
         order = seen
     table = pd.DataFrame(0, index=pd.Index(order, name=facet), columns=pd.Index(order, name=facet), dtype="int64")
     for tags in tagged[facet]:
-        tags = list(dict.fromkeys(tags or []))
+        tags = list(dict.fromkeys(as_list(tags)))
         for a in tags:
             for b in tags:
                 table.loc[a, b] += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import re
+import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,9 +67,23 @@ class LoadReport:
         return pd.DataFrame(rows, columns=["status", "line", "title", "reason"])
 
 
+_NON_WORD = re.compile(r"[^\w]+")
+_ASCII_NON_WORD = re.compile(r"[^a-z0-9_]+")
+
+
 def normalise_title(title: str) -> str:
-    """The key that decides whether two titles name the same paper (case, accents, punctuation ignored)."""
-    return _keys([title])[0]
+    """The key that decides whether two titles name the same paper: lower case, accents dropped,
+    every run of characters other than letters, digits and '_' made one space.
+
+    `textcols.title_keys` gives the same key for a whole column (the loader's duplicate test and ids).
+    """
+    text = str(title)
+    if text.isascii():
+        return " ".join(_ASCII_NON_WORD.sub(" ", text.lower()).split())
+    # Lower-cased a character at a time, as Arrow does (no final-sigma rule), then accents dropped.
+    text = unicodedata.normalize("NFKD", "".join(c.lower() for c in text))
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+    return " ".join(_NON_WORD.sub(" ", text).split())
 
 
 def paper_id(title: str) -> str:
@@ -166,10 +181,6 @@ def extract_acronym(title: str, abstract: str = "") -> str:
         if m.group(1).startswith(initials):
             return m.group(1)
     return ""
-
-
-def _keys(titles: list[str]) -> list[str]:
-    return textcols.title_keys(textcols.squeeze_space(textcols.as_column(titles))).to_pylist()
 
 
 def _ids(keys: list[str]) -> list[str]:

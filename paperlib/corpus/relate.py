@@ -1,40 +1,37 @@
 """Relate papers by their words: TF-IDF vectors, nearest neighbours with a "why related" line,
 clusters with automatic labels and their stability across seeds, and a 2-D map.
 
-TF-IDF (scikit-learn) is the default and needs nothing extra; sentence embeddings are used only
-when asked for and an offline embedding package is installed.
+`PaperIndex` holds what is fitted once per corpus (the vectorizer and the TF-IDF vectors) and
+what is derived from it on first use (neighbours, clusters, the map). The functions below give
+the same tables from papers alone; pass `index=` to reuse a fitted index across calls.
 """
 from __future__ import annotations
 
 import math
-import re
 from contextlib import nullcontext
-from functools import lru_cache, partial
+from functools import partial
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer, TfidfVectorizer
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-# Words of at least two characters that start with a letter (keeps "r1", "gpt4"; drops "2023").
-TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W_]+\b"
-_WORD = re.compile(TOKEN_PATTERN)
-# Boilerplate of abstracts that says nothing about a paper's subject.
-ABSTRACT_STOP = frozenset("""
-propose proposed proposes approach approaches method methods paper papers result results demonstrate
-demonstrates show shows showing based using use used new novel existing work works performance achieve
-achieves achieved significantly significant effective effectively different various experiments
-experimental extensive state art study studies present presents introduce introduces address
-furthermore moreover additionally specifically however recent recently well able
-""".split())
-STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | ABSTRACT_STOP
+from paperlib.corpus.reader import normalise_title
+from paperlib.corpus.tagging import as_list, tag_papers
+from paperlib.corpus.taxonomy import Taxonomy, load_taxonomy
+from paperlib.corpus.terms import analyse, class_tfidf_terms, overlaps, paper_texts
+
 _EXACT_LIMIT = 5_000  # above this many papers neighbours are searched within groups, not all pairs
 # LSA dimensions for clustering: on the shipped corpus fewer dimensions give steadier clusters
 # (mean ARI over 5 seeds, 11 clusters: 10 dims 0.56, 20 dims 0.43, 50 dims 0.30).
 _CLUSTER_DIMS = 20
+_MAP_DIMS = 50  # LSA dimensions the t-SNE map starts from
 _PHRASE_LIMIT = 20_000  # above this many papers TF-IDF uses single words only (half the cost)
 
 
@@ -44,51 +41,15 @@ def _threads_for(n_rows: int):
     return threadpool_limits(limits=1) if n_rows < 20_000 else nullcontext()
 
 
-def analyse(text: str, ngram_max: int = 2) -> list[str]:
-    """Lower-case words without stop words, plus phrases of up to `ngram_max` words that were
-    adjacent in the text (no phrase bridges a removed stop word: "approach is scalable" gives none)."""
-    words = _WORD.findall(text.lower())
-    stop = STOP_WORDS
-    out = [w for w in words if w not in stop]
-    if ngram_max >= 2:
-        out += [f"{a} {b}" for a, b in zip(words, words[1:]) if a not in stop and b not in stop]
-    for n in range(3, ngram_max + 1):
-        out += [" ".join(g) for g in zip(*(words[k:] for k in range(n))) if not any(w in stop for w in g)]
-    return out
-
-
-def paper_texts(papers: pd.DataFrame) -> list[str]:
-    """Title and abstract of each paper as one string (the text every relation is built from)."""
-    if "title" not in papers.columns:
-        raise ValueError("papers need a 'title' column")
-    abstracts = papers["abstract"] if "abstract" in papers.columns else pd.Series("", index=papers.index)
-    return [f"{t}. {a}" for t, a in zip(papers["title"].fillna("").astype(str), abstracts.fillna("").astype(str))]
-
-
-def tfidf_matrix(papers: pd.DataFrame, *, ngram_range=None, min_df=None, max_df=None):
-    """(sparse matrix with L2-normalised rows, fitted TfidfVectorizer) for title + abstract.
-
-    Defaults adapt to corpus size: words and two-word phrases up to 20k papers, words only above;
-    terms in at least 2 papers and at most half of them once there are 50 papers or more, every
-    term otherwise (small hand-made corpora). Up to 20k papers the result for the same texts and
-    settings is cached, so asking `similar` about every paper stays cheap.
-    """
-    texts = tuple(paper_texts(papers))
-    if ngram_range is None:
-        ngram_range = (1, 2) if len(texts) <= _PHRASE_LIMIT else (1, 1)
-    if len(texts) > _PHRASE_LIMIT:  # too big to keep around in the cache
-        return _tfidf_cached.__wrapped__(texts, tuple(ngram_range), min_df, max_df)
-    matrix, vec = _tfidf_cached(texts, tuple(ngram_range), min_df, max_df)
-    return matrix.copy(), vec
-
-
-@lru_cache(maxsize=4)
-def _tfidf_cached(texts: tuple, ngram_range: tuple, min_df, max_df):
+def _vectorise(texts: list[str], ngram_range=None, min_df=None, max_df=None):
+    """(CSR matrix with L2-normalised rows, fitted TfidfVectorizer) of the texts."""
     if not texts:
         raise ValueError("no papers to vectorise")
-    big = len(texts) >= 50
+    if ngram_range is None:
+        ngram_range = (1, 2) if len(texts) <= _PHRASE_LIMIT else (1, 1)
     if ngram_range[0] != 1:
-        raise ValueError(f"ngram_range must start at 1, got {ngram_range}")
+        raise ValueError(f"ngram_range must start at 1, got {tuple(ngram_range)}")
+    big = len(texts) >= 50
     vec = TfidfVectorizer(
         analyzer=partial(analyse, ngram_max=ngram_range[1]), sublinear_tf=True,
         min_df=min_df if min_df is not None else (2 if big else 1),
@@ -96,33 +57,31 @@ def _tfidf_cached(texts: tuple, ngram_range: tuple, min_df, max_df):
         dtype=np.float32,
     )
     try:
-        matrix = vec.fit_transform(list(texts))
+        matrix = vec.fit_transform(texts)
     except ValueError as exc:  # every word is a stop word or too rare
         raise ValueError(f"cannot build TF-IDF vectors: {exc}") from None
     return matrix.tocsr(), vec
 
 
-def embedding_matrix(papers: pd.DataFrame, model: str = "all-MiniLM-L6-v2") -> np.ndarray:
-    """Sentence embeddings (rows L2-normalised) when `sentence-transformers` and the model are
-    available offline; TF-IDF stays the default everywhere else."""
-    try:
-        from sentence_transformers import SentenceTransformer  # optional, not a dependency
-    except ImportError as exc:
-        raise ImportError("embedding_matrix needs the optional package 'sentence-transformers' "
-                          "and a locally cached model; use tfidf_matrix otherwise") from exc
-    encoder = SentenceTransformer(model, local_files_only=True)
-    return np.asarray(encoder.encode(paper_texts(papers), normalize_embeddings=True))
+def tfidf_matrix(papers: pd.DataFrame, *, ngram_range=None, min_df=None, max_df=None):
+    """(sparse matrix with L2-normalised rows, fitted TfidfVectorizer) for title + abstract.
+
+    Defaults adapt to corpus size: words and two-word phrases up to 20k papers, words only above;
+    terms in at least 2 papers and at most half of them once there are 50 papers or more, every
+    term otherwise (small hand-made corpora).
+    """
+    return _vectorise(paper_texts(papers), ngram_range, min_df, max_df)
 
 
 def find_paper(papers: pd.DataFrame, query: str) -> int:
-    """Row position of a paper given its paper_id, its exact title, or words of its title
-    (all must appear; an ambiguous query lists the candidates)."""
+    """Row position of a paper given its paper_id, its title (case, accents and punctuation
+    ignored), or words of its title (all must appear; an ambiguous query lists the candidates)."""
     ids = papers["paper_id"].astype(str).tolist() if "paper_id" in papers.columns else []
     if query in ids:
         return ids.index(query)
     titles = papers["title"].astype(str).tolist()
-    norm = [" ".join(t.casefold().split()) for t in titles]
-    q = " ".join(str(query).casefold().split())
+    norm = [normalise_title(t) for t in titles]
+    q = normalise_title(query)
     if q in norm:
         return norm.index(q)
     words = q.split()
@@ -135,63 +94,202 @@ def find_paper(papers: pd.DataFrame, query: str) -> int:
     raise KeyError(f"{len(hits)} papers match {query!r}: {shown}{' ...' if len(hits) > 5 else ''}; be more specific")
 
 
-def _locate_exact(papers: pd.DataFrame, paper: str) -> int:
-    ids = papers["paper_id"].astype(str).tolist() if "paper_id" in papers.columns else []
+def _locate_exact(ids: list[str], titles: list[str], paper: str) -> int:
+    """Row of the paper whose id, title or normalised title is `paper`."""
     if paper in ids:
         return ids.index(paper)
-    titles = papers["title"].astype(str).tolist()
     if paper in titles:
         return titles.index(paper)
-    norm = [" ".join(t.casefold().split()) for t in titles]
-    q = " ".join(str(paper).casefold().split())
-    if q in norm:
-        return norm.index(q)
+    q = normalise_title(paper)
+    for i, t in enumerate(titles):
+        if normalise_title(t) == q:
+            return i
     raise KeyError(f"no paper with paper_id or exact title {paper!r} (find_paper accepts title words)")
 
 
-def _tag_sets(papers: pd.DataFrame) -> list[set[str]]:
-    if "theme" not in papers.columns:
-        from paperlib.corpus.tagging import tag_papers
+def _tag_sets(papers: pd.DataFrame, taxonomy: Taxonomy | str | Path | None) -> list[set[str]]:
+    """Per paper, the tags "why related" compares: those of the taxonomy's multi-tag facets, less
+    each facet's default tag ("general" says nothing about two papers).
 
-        papers = tag_papers(papers)
-    domains = papers["domain"].tolist() if "domain" in papers.columns else [[]] * len(papers)
-    return [set(t or []) | (set(d or []) - {"general"}) for t, d in zip(papers["theme"].tolist(), domains)]
+    With a taxonomy, papers that lack one of its facet columns are tagged with it first. Without
+    one, the shipped taxonomy only names the columns to read: papers without them have no tags.
+    """
+    tax = taxonomy if isinstance(taxonomy, Taxonomy) else load_taxonomy(taxonomy)
+    if taxonomy is not None and not set(tax.facet_names) <= set(papers.columns):
+        papers = tag_papers(papers, tax)
+    facets = [(f.name, f.default) for f in tax.facets if f.select == "multi" and f.name in papers.columns]
+    sets = [set() for _ in range(len(papers))]
+    for name, default in facets:
+        for tags, value in zip(sets, papers[name].tolist()):
+            tags.update(t for t in as_list(value) if t != default)
+    return sets
 
 
-def similar(papers: pd.DataFrame, paper: str, k: int = 10, *, n_terms: int = 5) -> pd.DataFrame:
-    """The k papers closest to `paper` (a paper_id or an exact title) by TF-IDF cosine, each with
-    the terms that weigh most in both and the theme/domain tags both share ("why related").
+def why_related(similarity: float, shared_terms=(), shared_tags=()) -> str:
+    """The "why related" line of two papers: their cosine, the terms that weigh most in both, the
+    tags both carry."""
+    why = f"cosine {similarity:.2f}"
+    if shared_terms:
+        why += "; shared terms: " + ", ".join(shared_terms)
+    if shared_tags:
+        why += "; both tagged " + ", ".join(shared_tags)
+    return why
 
-    Untagged papers are tagged with the default taxonomy first, so shared_tags is always filled in.
+
+def _shared_terms(matrix, terms, sources: np.ndarray, targets: np.ndarray, n_terms: int,
+                  chunk: int = 20_000) -> list[list[str]]:
+    """For each pair of rows, up to `n_terms` terms by weight in both (product of their TF-IDF
+    weights), skipping a term that repeats a chosen one."""
+    out: list[list[str]] = []
+    for start in range(0, len(sources), chunk):
+        stop = start + chunk
+        prod = matrix[sources[start:stop]].multiply(matrix[targets[start:stop]]).tocsr()
+        for r in range(prod.shape[0]):
+            lo, hi = prod.indptr[r], prod.indptr[r + 1]
+            chosen: list[str] = []
+            for t in prod.indices[lo:hi][np.argsort(-prod.data[lo:hi], kind="stable")]:
+                if len(chosen) == n_terms:
+                    break
+                if not overlaps(str(terms[t]), chosen):
+                    chosen.append(str(terms[t]))
+            out.append(chosen)
+    return out
+
+
+class PaperIndex(BaseEstimator):
+    """TF-IDF vectors of a corpus, fitted once, with its neighbours, clusters and map on demand.
+
+    Parameters: `taxonomy` (a `Taxonomy` or YAML path) gives the tags the "why related" line
+    compares: papers not tagged with it are tagged on fit; without one, the tags the papers carry
+    on the shipped taxonomy's facets are read and untagged papers are related by words only.
+    `ngram_range`, `min_df`, `max_df` as in `tfidf_matrix`; `n_neighbors`, `n_clusters` (None:
+    `default_n_clusters`) and `map_method` ("tsne" or "svd") shape `neighbours_`, `cluster_labels_`
+    and `map_`; `random_state` seeds all three.
+
+    Learned on fit: `vectorizer_`, `tfidf_` (rows L2-normalised), `terms_`, `paper_ids_`,
+    `titles_`, `texts_`, `tag_sets_`. Computed on first use and kept: `neighbours_`
+    ((indices, similarities), each n x n_neighbors), `cluster_labels_` (0 = largest cluster)
+    and `map_` (n x 2 coordinates).
+    """
+
+    def __init__(self, *, taxonomy: Taxonomy | str | Path | None = None, ngram_range=None, min_df=None,
+                 max_df=None, n_neighbors: int = 10, n_clusters: int | None = None, map_method: str = "tsne",
+                 random_state: int = 0):
+        self.taxonomy = taxonomy
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.n_neighbors = n_neighbors
+        self.n_clusters = n_clusters
+        self.map_method = map_method
+        self.random_state = random_state
+
+    def fit(self, papers: pd.DataFrame, y=None) -> PaperIndex:
+        """Vectorise the papers' titles and abstracts and read (or make) their tags."""
+        self.texts_ = paper_texts(papers)
+        self.tfidf_, self.vectorizer_ = _vectorise(self.texts_, self.ngram_range, self.min_df, self.max_df)
+        self.terms_ = self.vectorizer_.get_feature_names_out()
+        self.paper_ids_ = (papers["paper_id"].to_numpy() if "paper_id" in papers.columns
+                           else np.array([str(i) for i in range(len(papers))], dtype=object))
+        self.titles_ = papers["title"].to_numpy()
+        self.tag_sets_ = _tag_sets(papers, self.taxonomy)
+        self._computed: dict = {}
+        return self
+
+    # ---- learned state computed on first use
+
+    @property
+    def neighbours_(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._neighbours(min(self.n_neighbors, len(self._fitted().paper_ids_) - 1), self.random_state)
+
+    @property
+    def cluster_labels_(self) -> np.ndarray:
+        return self._cluster_labels(_check_clusters(len(self._fitted().paper_ids_), self.n_clusters),
+                                    self.random_state)
+
+    @property
+    def map_(self) -> np.ndarray:
+        return self._coords(self.map_method, self.random_state)
+
+    # ---- cached pieces, keyed by their arguments
+
+    def _fitted(self) -> PaperIndex:
+        if not hasattr(self, "tfidf_"):
+            raise NotFittedError("this PaperIndex is not fitted yet; call .fit(papers) first")
+        return self
+
+    def _memo(self, key: tuple, compute):
+        done = self._fitted()._computed
+        if key not in done:
+            done[key] = compute()
+        return done[key]
+
+    def _neighbours(self, k: int, seed: int):
+        exact = self.tfidf_.shape[0] <= _EXACT_LIMIT  # the exact search uses no randomness
+        return self._memo(("neighbours", k, None if exact else seed),
+                          lambda: nearest_neighbours(self.tfidf_, k, seed=seed))
+
+    def _lsa(self, dims: int, seed: int) -> np.ndarray:
+        return self._memo(("lsa", dims, seed), lambda: _lsa(self.tfidf_, seed, dims))
+
+    def _cluster_labels(self, n_clusters: int, seed: int) -> np.ndarray:
+        return self._memo(("clusters", n_clusters, seed),
+                          lambda: _kmeans_labels(self._lsa(_CLUSTER_DIMS, seed), n_clusters, seed))
+
+    def _coords(self, method: str, seed: int) -> np.ndarray:
+        if method not in ("tsne", "svd"):
+            raise ValueError(f"method must be 'tsne' or 'svd', got {method!r}")
+        n = self._fitted().tfidf_.shape[0]
+        if n < 3:
+            raise ValueError(f"need at least 3 papers for a map, got {n}")
+        return self._memo(("map", method, seed), lambda: _map_coords(self, method, seed))
+
+    def _explain(self, sources: np.ndarray, targets: np.ndarray, n_terms: int) -> tuple[list, list]:
+        """(shared terms, shared tags) of each pair of rows."""
+        terms = _shared_terms(self.tfidf_, self.terms_, sources, targets, n_terms)
+        tags = [sorted(self.tag_sets_[i] & self.tag_sets_[j]) for i, j in zip(sources.tolist(), targets.tolist())]
+        return terms, tags
+
+
+def _index_for(papers: pd.DataFrame, index: PaperIndex | None, taxonomy=None) -> PaperIndex:
+    """`index` checked against `papers`, or a new index fitted on them."""
+    if index is None:
+        return PaperIndex(taxonomy=taxonomy).fit(papers)
+    if taxonomy is not None:
+        raise ValueError("give the taxonomy to PaperIndex(taxonomy=...) when passing an index")
+    index._fitted()
+    ids = papers["paper_id"].to_numpy() if "paper_id" in papers.columns else None
+    if len(papers) != len(index.paper_ids_) or (ids is not None and not np.array_equal(ids, index.paper_ids_)):
+        raise ValueError("the index was fitted on other papers than these (paper ids differ); "
+                         "fit one on these: PaperIndex().fit(papers)")
+    return index
+
+
+def similar(papers: pd.DataFrame, paper: str, k: int = 10, *, n_terms: int = 5,
+            taxonomy: Taxonomy | str | Path | None = None, index: PaperIndex | None = None) -> pd.DataFrame:
+    """The k papers closest to `paper` (a paper_id or a title) by TF-IDF cosine, each with the
+    terms that weigh most in both and the tags both share ("why related").
+
+    Tags come from tagged papers (`tag_papers`), or from `taxonomy`, which tags papers that lack
+    its facets. Untagged papers without a taxonomy are related by their words alone: shared_tags
+    stays empty and nothing is tagged behind the caller's back. `index`: a `PaperIndex` fitted on
+    these papers, to reuse across calls (its taxonomy applies).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    i = _locate_exact(papers, paper)
-    matrix, vec = tfidf_matrix(papers)
-    terms = vec.get_feature_names_out()
+    ids = papers["paper_id"].astype(str).tolist() if "paper_id" in papers.columns else []
+    i = _locate_exact(ids, papers["title"].astype(str).tolist(), paper)
+    index = _index_for(papers, index, taxonomy)
+    matrix = index.tfidf_
     sims = (matrix @ matrix[i].T).toarray().ravel()
     sims[i] = -np.inf
-    order = np.argsort(-sims, kind="stable")[: min(k, len(papers) - 1)]
-    tags = _tag_sets(papers)
-    rows = []
-    for j in order:
-        prod = matrix[i].multiply(matrix[j]).tocsr()
-        shared_terms: list[str] = []
-        for t in prod.indices[np.argsort(-prod.data, kind="stable")]:
-            if len(shared_terms) == n_terms:
-                break
-            if not _overlaps(str(terms[t]), shared_terms):
-                shared_terms.append(str(terms[t]))
-        shared_tags = sorted(tags[i] & tags[j])
-        why = f"cosine {sims[j]:.2f}"
-        if shared_terms:
-            why += "; shared terms: " + ", ".join(shared_terms)
-        if shared_tags:
-            why += "; both tagged " + ", ".join(shared_tags)
-        rows.append(dict(paper_id=papers["paper_id"].iloc[j] if "paper_id" in papers.columns else str(j),
-                         title=papers["title"].iloc[j], similarity=float(sims[j]),
-                         shared_terms=shared_terms, shared_tags=shared_tags, why=why))
-    return pd.DataFrame(rows, columns=["paper_id", "title", "similarity", "shared_terms", "shared_tags", "why"])
+    order = np.argsort(-sims, kind="stable")[: min(k, len(sims) - 1)]
+    terms, tags = index._explain(np.full(len(order), i), order, n_terms)
+    return pd.DataFrame({
+        "paper_id": index.paper_ids_[order], "title": index.titles_[order],
+        "similarity": [float(sims[j]) for j in order], "shared_terms": terms, "shared_tags": tags,
+        "why": [why_related(sims[j], a, b) for j, a, b in zip(order, terms, tags)],
+    }, columns=["paper_id", "title", "similarity", "shared_terms", "shared_tags", "why"])
 
 
 def _top_k_rows(block: np.ndarray, k: int, offset: np.ndarray | None):
@@ -277,12 +375,7 @@ def _knn_grouped(matrix, k, seed, *, dims: int = 64, probes: int = 3, fit_rows: 
     return idx_out, sim_out
 
 
-def knn_graph(papers: pd.DataFrame, k: int = 10, *, matrix=None, seed: int = 0) -> pd.DataFrame:
-    """The k-nearest-neighbour graph as a tidy edge table: source, target (paper ids), similarity, rank."""
-    if matrix is None:
-        matrix, _ = tfidf_matrix(papers)
-    idx, sims = nearest_neighbours(matrix, k, seed=seed)
-    ids = papers["paper_id"].to_numpy()
+def _edges(ids: np.ndarray, idx: np.ndarray, sims: np.ndarray) -> pd.DataFrame:
     n, kk = idx.shape
     return pd.DataFrame({
         "source": np.repeat(ids, kk), "target": ids[idx.ravel()],
@@ -290,52 +383,36 @@ def knn_graph(papers: pd.DataFrame, k: int = 10, *, matrix=None, seed: int = 0) 
     })
 
 
-def _overlaps(term: str, chosen: list[str]) -> bool:
-    words = set(term.split())
-    return any(words <= set(c.split()) or set(c.split()) <= words for c in chosen)
+def knn_graph(papers: pd.DataFrame, k: int = 10, *, matrix=None, seed: int = 0,
+              index: PaperIndex | None = None) -> pd.DataFrame:
+    """The k-nearest-neighbour graph as a tidy edge table: source, target (paper ids), similarity, rank.
 
-
-def class_tfidf_terms(groups: dict, n: int = 10) -> dict:
-    """Most distinctive terms of each group of texts (class-based TF-IDF, as in BERTopic):
-    term frequency within the group times log(1 + average group size / term frequency overall).
-
-    Words used by more than half of all texts are left out, and a term that repeats a word of a
-    better-ranked one ("continual" after "continual learning") is skipped.
+    `matrix`: row vectors to use instead of the papers' TF-IDF; `index`: a fitted `PaperIndex` to reuse.
     """
-    labels = list(groups)
-    if not labels:
-        return {}
-    docs = [" ".join(groups[g]) for g in labels]
-    all_texts = [t for g in labels for t in groups[g]]
-    vocab = None
-    if len(all_texts) >= 10:
-        dv = CountVectorizer(analyzer=analyse, max_df=0.5, min_df=2, binary=True)
-        try:
-            dv.fit(all_texts)
-            vocab = dv.vocabulary_
-        except ValueError:
-            vocab = None
-    cv = CountVectorizer(analyzer=analyse, vocabulary=vocab)
-    try:
-        counts = cv.fit_transform(docs).astype(np.float64)
-    except ValueError:
-        return {g: [] for g in labels}
-    terms = cv.get_feature_names_out()
-    words_per_class = np.asarray(counts.sum(axis=1)).ravel()
-    tf = sp.diags(1.0 / np.maximum(words_per_class, 1)) @ counts
-    freq = np.asarray(counts.sum(axis=0)).ravel()
-    idf = np.log(1.0 + words_per_class.mean() / np.maximum(freq, 1))
-    scores = (tf @ sp.diags(idf)).toarray()
-    out = {}
-    for row, g in enumerate(labels):
-        chosen: list[tuple[str, float]] = []
-        for j in np.lexsort((terms, -scores[row])):
-            if len(chosen) == n or scores[row, j] <= 0:
-                break
-            if not _overlaps(str(terms[j]), [t for t, _ in chosen]):
-                chosen.append((str(terms[j]), float(scores[row, j])))
-        out[g] = chosen
-    return out
+    if matrix is not None:
+        idx, sims = nearest_neighbours(matrix, k, seed=seed)
+        return _edges(papers["paper_id"].to_numpy(), idx, sims)
+    index = _index_for(papers, index)
+    idx, sims = index._neighbours(min(k, len(index.paper_ids_) - 1), seed)
+    return _edges(index.paper_ids_, idx, sims)
+
+
+def neighbour_table(papers: pd.DataFrame, k: int = 5, *, n_terms: int = 5, seed: int = 0,
+                    taxonomy: Taxonomy | str | Path | None = None, index: PaperIndex | None = None) -> pd.DataFrame:
+    """Every paper's k nearest papers with why each is related, as `similar` gives them one paper
+    at a time: paper_id, rank, neighbour_id, neighbour_title, similarity, shared_terms, shared_tags, why."""
+    index = _index_for(papers, index, taxonomy)
+    n = len(index.paper_ids_)
+    idx, sims = index._neighbours(min(k, n - 1), seed)
+    sources, targets = np.repeat(np.arange(n), idx.shape[1]), idx.ravel()
+    terms, tags = index._explain(sources, targets, n_terms)
+    similarity = sims.ravel()
+    return pd.DataFrame({
+        "paper_id": index.paper_ids_[sources], "rank": np.tile(np.arange(1, idx.shape[1] + 1), n),
+        "neighbour_id": index.paper_ids_[targets], "neighbour_title": index.titles_[targets],
+        "similarity": similarity.astype(float), "shared_terms": terms, "shared_tags": tags,
+        "why": [why_related(s, a, b) for s, a, b in zip(similarity, terms, tags)],
+    })
 
 
 def _lsa(matrix, seed: int, dims: int = 50) -> np.ndarray:
@@ -375,18 +452,17 @@ def _check_clusters(n_papers: int, n_clusters: int | None) -> int:
 
 
 def cluster_papers(papers: pd.DataFrame, n_clusters: int | None = None, *, seed: int = 0,
-                   n_label_terms: int = 3) -> pd.DataFrame:
+                   n_label_terms: int = 3, index: PaperIndex | None = None) -> pd.DataFrame:
     """k-means clusters of the papers' TF-IDF vectors (reduced by LSA to 20 dimensions) with automatic labels:
     paper_id, cluster (0 = largest), cluster_label (top c-TF-IDF terms), cluster_terms (top 10)."""
     n_clusters = _check_clusters(len(papers), n_clusters)
-    matrix, _ = tfidf_matrix(papers)
-    labels = _kmeans_labels(_lsa(matrix, seed, _CLUSTER_DIMS), n_clusters, seed)
-    texts = paper_texts(papers)
-    groups = {c: [texts[i] for i in np.flatnonzero(labels == c)] for c in range(n_clusters)}
+    index = _index_for(papers, index)
+    labels = index._cluster_labels(n_clusters, seed)
+    groups = {c: [index.texts_[i] for i in np.flatnonzero(labels == c)] for c in range(n_clusters)}
     terms = class_tfidf_terms(groups, n=10)
     names = {c: " · ".join(t for t, _ in terms[c][:n_label_terms]) for c in groups}
     return pd.DataFrame({
-        "paper_id": papers["paper_id"].to_numpy(),
+        "paper_id": index.paper_ids_,
         "cluster": labels.astype("int64"),
         "cluster_label": [names[c] for c in labels],
         "cluster_terms": [[t for t, _ in terms[c]] for c in labels],
@@ -394,7 +470,7 @@ def cluster_papers(papers: pd.DataFrame, n_clusters: int | None = None, *, seed:
 
 
 def cluster_stability_pairs(papers: pd.DataFrame, n_clusters: int | None = None,
-                            seeds=(0, 1, 2, 3, 4)) -> pd.DataFrame:
+                            seeds=(0, 1, 2, 3, 4), *, index: PaperIndex | None = None) -> pd.DataFrame:
     """Adjusted Rand index between the clusterings of every pair of seeds: seed_a, seed_b, ari."""
     from sklearn.metrics import adjusted_rand_score
 
@@ -402,39 +478,43 @@ def cluster_stability_pairs(papers: pd.DataFrame, n_clusters: int | None = None,
     if len(seeds) < 2:
         raise ValueError("cluster stability needs at least two seeds")
     n_clusters = _check_clusters(len(papers), n_clusters)
-    matrix, _ = tfidf_matrix(papers)
-    runs = {s: _kmeans_labels(_lsa(matrix, s, _CLUSTER_DIMS), n_clusters, s) for s in seeds}
+    index = _index_for(papers, index)
+    runs = {s: index._cluster_labels(n_clusters, s) for s in seeds}
     rows = [dict(seed_a=a, seed_b=b, ari=float(adjusted_rand_score(runs[a], runs[b])))
             for a, b in combinations(seeds, 2)]
     return pd.DataFrame(rows, columns=["seed_a", "seed_b", "ari"])
 
 
-def cluster_stability(papers: pd.DataFrame, n_clusters: int | None = None, seeds=(0, 1, 2, 3, 4)) -> float:
+def cluster_stability(papers: pd.DataFrame, n_clusters: int | None = None, seeds=(0, 1, 2, 3, 4), *,
+                      index: PaperIndex | None = None) -> float:
     """Mean pairwise adjusted Rand index of the clusterings under `seeds` (1 = identical partitions);
     `cluster_stability_pairs` gives the pairs."""
-    return float(cluster_stability_pairs(papers, n_clusters, seeds)["ari"].mean())
+    return float(cluster_stability_pairs(papers, n_clusters, seeds, index=index)["ari"].mean())
 
 
-def paper_map(papers: pd.DataFrame, *, method: str = "tsne", seed: int = 0) -> pd.DataFrame:
+def _map_coords(index: PaperIndex, method: str, seed: int) -> np.ndarray:
+    if method == "svd":
+        from sklearn.decomposition import TruncatedSVD
+
+        return TruncatedSVD(n_components=2, random_state=seed).fit_transform(index.tfidf_)
+    from sklearn.manifold import TSNE
+
+    n = index.tfidf_.shape[0]
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    low = index._lsa(_MAP_DIMS, seed)
+    with _threads_for(n):
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                    metric="cosine").fit_transform(low)
+
+
+def paper_map(papers: pd.DataFrame, *, method: str = "tsne", seed: int = 0,
+              index: PaperIndex | None = None) -> pd.DataFrame:
     """2-D coordinates for every paper (paper_id, x, y): t-SNE of the LSA vectors, or their first
     two components with method="svd" (fast, for very large corpora)."""
     if method not in ("tsne", "svd"):
         raise ValueError(f"method must be 'tsne' or 'svd', got {method!r}")
-    n = len(papers)
-    if n < 3:
-        raise ValueError(f"need at least 3 papers for a map, got {n}")
-    matrix, _ = tfidf_matrix(papers)
-    if method == "svd":
-        from sklearn.decomposition import TruncatedSVD
-
-        xy = TruncatedSVD(n_components=2, random_state=seed).fit_transform(matrix)
-    else:
-        from sklearn.manifold import TSNE
-
-        low = _lsa(matrix, seed)
-        perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
-        with _threads_for(n):
-            xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                      metric="cosine").fit_transform(low)
-    return pd.DataFrame({"paper_id": papers["paper_id"].to_numpy(), "x": xy[:, 0].astype(float),
-                         "y": xy[:, 1].astype(float)})
+    if len(papers) < 3:
+        raise ValueError(f"need at least 3 papers for a map, got {len(papers)}")
+    index = _index_for(papers, index)
+    xy = index._coords(method, seed)
+    return pd.DataFrame({"paper_id": index.paper_ids_, "x": xy[:, 0].astype(float), "y": xy[:, 1].astype(float)})

@@ -7,7 +7,6 @@ where some phrase may start are visited, so 100k abstracts are tagged in well un
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress
@@ -15,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from paperlib.corpus.reader import normalise_title
 from paperlib.corpus.taxonomy import TOKEN, Facet, Taxonomy, load_taxonomy
+from paperlib.corpus.terms import class_tfidf_terms, paper_texts
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,16 @@ def _text(value) -> str:
     return value
 
 
+def as_list(value) -> list[str]:
+    """A list-valued cell as a list of strings: the tags of a multi facet, the one tag of a
+    single facet, a paper's code links. None, NaN and the empty string are no items."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
 def tag_papers(papers: pd.DataFrame, taxonomy: Taxonomy | str | Path | None = None) -> pd.DataFrame:
     """The papers plus one column per facet (list for multi facets, str for one), `evidence`
     (tag -> phrases that led to it, for the tags given) and `scores` (tag -> score, non-zero only)."""
@@ -195,10 +206,6 @@ def tag_papers(papers: pd.DataFrame, taxonomy: Taxonomy | str | Path | None = No
     return out
 
 
-def _norm_title(title: str) -> str:
-    return " ".join(str(title).casefold().split())
-
-
 def load_gold(path: str | Path) -> pd.DataFrame:
     """Hand labels (JSON list of {title, theme, kind, domain, ...}) as a DataFrame."""
     path = Path(path)
@@ -213,14 +220,6 @@ def load_gold(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _as_set(value) -> set:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return set()
-    if isinstance(value, str):
-        return {value}
-    return set(value)
-
-
 def evaluate_tags(predicted: pd.DataFrame, gold, *, facets=("theme", "kind", "domain")) -> pd.DataFrame:
     """Precision, recall and F1 per tag plus micro/macro rows per facet (and accuracy for a facet
     with one tag per paper), matching papers by title. Tidy: one row per (facet, tag)."""
@@ -228,8 +227,8 @@ def evaluate_tags(predicted: pd.DataFrame, gold, *, facets=("theme", "kind", "do
         gold = load_gold(gold)
     elif isinstance(gold, list):
         gold = pd.DataFrame(gold)
-    pred_by_title = {_norm_title(t): i for i, t in enumerate(predicted["title"].tolist())}
-    missing = [t for t in gold["title"] if _norm_title(t) not in pred_by_title]
+    pred_by_title = {normalise_title(t): i for i, t in enumerate(predicted["title"].tolist())}
+    missing = [t for t in gold["title"] if normalise_title(t) not in pred_by_title]
     if missing:
         raise ValueError(f"{len(missing)} gold title(s) are not among the predicted papers, "
                          f"e.g. {missing[0]!r}; tag the papers the labels describe")
@@ -237,7 +236,7 @@ def evaluate_tags(predicted: pd.DataFrame, gold, *, facets=("theme", "kind", "do
     for facet in facets:
         if facet not in gold.columns or facet not in predicted.columns:
             continue
-        pairs = [(_as_set(predicted[facet].iloc[pred_by_title[_norm_title(t)]]), _as_set(g))
+        pairs = [(set(as_list(predicted[facet].iloc[pred_by_title[normalise_title(t)]])), set(as_list(g)))
                  for t, g in zip(gold["title"], gold[facet])]
         single = all(isinstance(g, str) for g in gold[facet])
         tags = sorted(set().union(*(p | g for p, g in pairs)))
@@ -289,7 +288,7 @@ def compute_tag_counts(tagged: pd.DataFrame, facet: str = "theme") -> pd.DataFra
         raise KeyError(f"no column {facet!r}; run tag_papers first (columns: {list(tagged.columns)})")
     counts: dict[str, int] = {}
     for value in tagged[facet]:
-        for t in _as_set(value):
+        for t in set(as_list(value)):
             counts[t] = counts.get(t, 0) + 1
     df = pd.DataFrame(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["tag", "papers"])
     return df.astype({"papers": "int64"})
@@ -297,14 +296,11 @@ def compute_tag_counts(tagged: pd.DataFrame, facet: str = "theme") -> pd.DataFra
 
 def top_terms_by_tag(tagged: pd.DataFrame, facet: str = "theme", n: int = 10) -> pd.DataFrame:
     """The n most distinctive words of the papers carrying each tag (class-based TF-IDF)."""
-    from paperlib.corpus.relate import class_tfidf_terms
-
     if facet not in tagged.columns:
         raise KeyError(f"no column {facet!r}; run tag_papers first")
-    texts = (tagged["title"].fillna("") + ". " + tagged["abstract"].fillna("")).tolist()
     groups: dict[str, list[str]] = {}
-    for text, value in zip(texts, tagged[facet]):
-        for t in _as_set(value):
+    for text, value in zip(paper_texts(tagged), tagged[facet]):
+        for t in dict.fromkeys(as_list(value)):
             groups.setdefault(t, []).append(text)
     rows = []
     for tag, terms in class_tfidf_terms(groups, n=n).items():

@@ -116,7 +116,8 @@ def rows_containing(col: pa.Array, needle: bytes) -> tuple[np.ndarray, np.ndarra
 
 
 def title_keys(titles: pa.Array) -> pa.Array:
-    """The normalised title of every paper: lower case, accents dropped, punctuation runs made one space.
+    """`reader.normalise_title` of every (whitespace-squeezed) title: lower case, accents dropped,
+    punctuation runs made one space.
 
     ASCII titles (most of them) go through a byte table; the others through Unicode regexes.
     """

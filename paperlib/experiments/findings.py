@@ -2,9 +2,7 @@
 the numbers support: a difference is stated only when it exceeds the spread across seeds."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, is_dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import pandas as pd
@@ -141,27 +139,6 @@ def against_reference(comparison: Comparison, expected: str, source: str) -> str
     if comparison.verdict == "within seed spread":
         return f"{text} {source} report {said}; our runs do not show that difference at this scale."
     return f"{text} {source} report {said}; our runs point the other way."
-
-
-def load_reference(name: str) -> pd.DataFrame:
-    """A published-numbers file `data/references/<name>.csv` (each row carries its citation)."""
-    from paperlib.paths import shipped_dir
-
-    path = shipped_dir() / "references" / f"{name}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no reference file {path}")
-    return pd.read_csv(path)
-
-
-def save_results(df: pd.DataFrame, config: object, results_dir: str | Path, name: str) -> Path:
-    """Write `name.csv` (tidy results) and `name.config.json` (the frozen config) in results_dir."""
-    folder = Path(results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    csv = folder / f"{name}.csv"
-    df.to_csv(csv, index=False)
-    payload = asdict(config) if is_dataclass(config) else dict(config)  # type: ignore[arg-type]
-    (folder / f"{name}.config.json").write_text(json.dumps(payload, indent=2, default=list), encoding="utf-8")
-    return csv
 
 
 def findings_markdown(findings: pd.DataFrame, column: str = "finding") -> str:

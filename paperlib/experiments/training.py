@@ -7,16 +7,32 @@ curves. Same seed, same numbers.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 
+_DEVICE: list[str] = []  # the device chosen by `use_device`, innermost last
+
+
+@contextlib.contextmanager
+def use_device(name: str = "auto") -> Iterator[torch.device]:
+    """Build and train models on `name` inside the block ("auto": CUDA when present, else the CPU)."""
+    _DEVICE.append("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
+    try:
+        yield torch.device(_DEVICE[-1])
+    finally:
+        _DEVICE.pop()
+
+
 def device() -> torch.device:
-    """CUDA when available, else the CPU."""
+    """The device of `use_device`, else CUDA when available, else the CPU."""
+    if _DEVICE:
+        return torch.device(_DEVICE[-1])
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -7,7 +7,6 @@ does not stop the others; its executed copy keeps the traceback), and exports th
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from paperlib import store
 from paperlib.site import registry as reg
 from paperlib.site import html as site
 from paperlib.corpus.reader import load_corpus
@@ -42,6 +42,10 @@ class BuildConfig:
     cell_timeout: int | None = None  # seconds per cell; None: no limit
     data: bool = True  # write the corpus tables
     progress: bool = True
+    rerun: bool | str = False  # True or a regex over experiments/runs: recompute instead of loading from the store
+    jobs: int = 1  # processes for experiment runs, and notebooks executed at once
+    executor: str = "local"  # "local" processes or "dask" (a dask.distributed scheduler)
+    scheduler: str | None = None  # dask scheduler address (default: $PAPERLIB_DASK_SCHEDULER)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class NotebookResult:
     page_bytes: int = 0
     failing_cell: str = ""
     error: str = ""
+    provenance: str = ""  # where an experiment notebook's numbers come from
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class BuildReport:
     index: str = ""
     data_error: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    seconds: dict = field(default_factory=dict)  # phase -> wall seconds
 
     @property
     def ok(self) -> bool:
@@ -83,59 +89,11 @@ class BuildReport:
 
 # ---------------------------------------------------------------- corpus tables
 
-def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        sample = next((v for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))), None)
-        if isinstance(sample, (list, tuple)):
-            out[col] = ["; ".join(map(str, v)) if isinstance(v, (list, tuple)) else "" for v in out[col]]
-        elif isinstance(sample, dict):
-            out[col] = [json.dumps(v, sort_keys=True, default=str) for v in out[col]]
-    return out
-
-
-def _parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        sample = next((v for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))), None)
-        if isinstance(sample, dict):
-            out[col] = [json.dumps(v, sort_keys=True, default=str) for v in out[col]]
-        elif isinstance(sample, (list, tuple)):
-            out[col] = [[str(x) for x in v] if isinstance(v, (list, tuple)) else [] for v in out[col]]
-    return out
-
-
-def write_table(df: pd.DataFrame, data_dir: str | Path, name: str) -> list[Path]:
-    """Write one table as `<name>.csv` (lists joined by '; ', dicts as JSON) and `<name>.parquet`."""
+def write_data_table(df: pd.DataFrame, data_dir: str | Path, name: str) -> list[Path]:
+    """Write one table as `<name>.csv` and `<name>.parquet` by the store's convention (lists as
+    JSON text in CSV and native lists in Parquet, dicts as JSON text)."""
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, pq_path = data_dir / f"{name}.csv", data_dir / f"{name}.parquet"
-    _csv_ready(df).to_csv(csv_path, index=False)
-    _parquet_ready(df).to_parquet(pq_path, index=False)
-    return [csv_path, pq_path]
-
-
-def neighbour_table(tagged: pd.DataFrame, k: int = 5) -> pd.DataFrame:
-    """Each paper's k nearest papers by TF-IDF cosine (one pass over the corpus): paper_id, rank,
-    neighbour_id, neighbour_title, similarity, shared_tags, why."""
-    from paperlib.corpus.relate import knn_graph
-
-    edges = knn_graph(tagged, k=min(k, len(tagged) - 1))
-    tags = {pid: {t for f in ("theme", "domain") if f in tagged for t in _tag_list(v[f])} - {"general"}
-            for pid, v in tagged.set_index("paper_id").iterrows()}
-    titles = dict(zip(tagged["paper_id"], tagged["title"]))
-    shared = [sorted(tags[a] & tags[b]) for a, b in zip(edges["source"], edges["target"])]
-    why = [f"cosine {s:.2f}" + (f"; both tagged {', '.join(t)}" if t else "")
-           for s, t in zip(edges["similarity"], shared)]
-    return pd.DataFrame({"paper_id": edges["source"], "rank": edges["rank"], "neighbour_id": edges["target"],
-                         "neighbour_title": [titles[t] for t in edges["target"]],
-                         "similarity": edges["similarity"], "shared_tags": shared, "why": why})
-
-
-def _tag_list(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return list(value) if isinstance(value, (list, tuple)) else []
+    return [store.write_table(df, data_dir / f"{name}.csv"), store.write_table(df, data_dir / f"{name}.parquet")]
 
 
 def corpus_tables(corpus: str | Path | None = None, taxonomy: str | Path | None = None,
@@ -144,24 +102,22 @@ def corpus_tables(corpus: str | Path | None = None, taxonomy: str | Path | None 
     methods (paper_id, method), clusters, lineage (edges)."""
     from paperlib.corpus.claims import extract_claims
     from paperlib.corpus.methods import extract_methods, lineage_graph
-    from paperlib.corpus.relate import cluster_papers
+    from paperlib.corpus.relate import PaperIndex, cluster_papers, neighbour_table
     from paperlib.corpus.tagging import tag_papers
     from paperlib.corpus.taxonomy import load_taxonomy
 
     papers = load_corpus(corpus or default_corpus_path())
-    tagged = tag_papers(papers, load_taxonomy(taxonomy))
-    with_methods = extract_methods(tagged)
-    neighbours_df = neighbour_table(with_methods, neighbours)
+    tax = load_taxonomy(taxonomy)
+    with_methods = extract_methods(tag_papers(papers, tax))
+    index = PaperIndex(taxonomy=tax, random_state=0).fit(with_methods)
+    neighbours_df = neighbour_table(with_methods, neighbours, seed=0, index=index)
     methods = with_methods[["paper_id", "methods"]].explode("methods").dropna().rename(columns={"methods": "method"})
     graph = lineage_graph(with_methods)
-    lineage = pd.DataFrame(
-        [{"source": u, "target": v, **{k: (", ".join(map(str, x)) if isinstance(x, (list, tuple, set)) else x)
-                                       for k, x in d.items()}} for u, v, d in graph.edges(data=True)],
-    )
+    lineage = pd.DataFrame([{"source": u, "target": v, **d} for u, v, d in graph.edges(data=True)])
     if lineage.empty:
-        lineage = pd.DataFrame(columns=["source", "target"])
+        lineage = pd.DataFrame(columns=["source", "target", "method"])
     try:
-        clusters = cluster_papers(with_methods, seed=0)
+        clusters = cluster_papers(with_methods, seed=0, index=index)
     except ValueError:  # a corpus too small to cluster
         clusters = pd.DataFrame(columns=["paper_id", "cluster", "cluster_label", "cluster_terms"])
     return {
@@ -178,7 +134,7 @@ def write_corpus_tables(data_dir: str | Path, corpus=None, taxonomy=None) -> lis
     """Compute the corpus tables and write each as CSV and Parquet into `data_dir`."""
     written = []
     for name, df in corpus_tables(corpus, taxonomy).items():
-        written += write_table(df, data_dir, name)
+        written += write_data_table(df, data_dir, name)
     return written
 
 
@@ -186,11 +142,12 @@ def write_corpus_tables(data_dir: str | Path, corpus=None, taxonomy=None) -> lis
 
 def notebook_parameters(path: str | Path, *, quick: bool, results_dir: str | Path,
                         corpus: str | Path | None = None, taxonomy: str | Path | None = None) -> dict:
-    """The parameters to inject: only those the notebook's `parameters` cell declares."""
+    """The parameters to inject: only those the notebook's `parameters` cell declares. The build has
+    already looked up or computed every experiment run, so a notebook only loads them (rerun=False)."""
     import papermill as pm
 
     declared = pm.inspect_notebook(str(path))
-    wanted: dict = {"quick": bool(quick), "results_dir": str(results_dir)}
+    wanted: dict = {"quick": bool(quick), "results_dir": str(results_dir), "rerun": False}
     if corpus is not None:
         wanted.update({name: str(corpus) for name in CORPUS_PARAMS})
     if taxonomy is not None:
@@ -260,6 +217,7 @@ def run_build(config: BuildConfig) -> BuildReport:
     taxonomy = Path(config.taxonomy).resolve() if config.taxonomy else None
     source_dir = Path(config.notebooks) if config.notebooks else notebooks_dir()
     warnings: list[str] = []
+    start = time.perf_counter()
 
     data_files: list[Path] = []
     data_error = ""
@@ -272,29 +230,74 @@ def run_build(config: BuildConfig) -> BuildReport:
     paths = reg.notebook_paths(source_dir, config.only)
     site_dir.mkdir(parents=True, exist_ok=True)
     site.write_plotly_js(site_dir)
+    phase = {"corpus tables": time.perf_counter() - start}
+    reports = _experiment_runs(paths, config, warnings)
+    phase["experiment runs"] = time.perf_counter() - start - phase["corpus tables"]
+    jobs = []
+    for path in paths:
+        params = notebook_parameters(path, quick=config.quick, results_dir=(res_dir / path.stem).resolve(),
+                                     corpus=corpus, taxonomy=taxonomy)
+        jobs.append((str(path), str(nb_dir / path.name), params, str(res_dir / path.stem), config.kernel_name,
+                     config.cell_timeout, str(site_dir / f"{path.stem}.html")))
     results: list[NotebookResult] = []
     with _kernel_env(PLOTLY_RENDERER="plotly_mimetype"):
-        bar = tqdm(paths, desc="notebooks", unit="nb", disable=not config.progress)
-        for path in bar:
-            bar.set_postfix_str(path.name)
-            params = notebook_parameters(path, quick=config.quick, results_dir=(res_dir / path.stem).resolve(),
-                                         corpus=corpus, taxonomy=taxonomy)
-            executed = nb_dir / path.name
-            result = execute_notebook(path, executed, params, cwd=res_dir / path.stem,
-                                      kernel_name=config.kernel_name, cell_timeout=config.cell_timeout)
-            if executed.exists():
-                page = site_dir / f"{path.stem}.html"
-                try:
-                    size = site.export_page(executed, page)
-                    result = NotebookResult(**{**asdict(result), "html": str(page), "page_bytes": size})
-                except Exception as exc:
-                    result = NotebookResult(**{**asdict(result), "status": "failed", "failing_cell": "(export)",
-                                               "error": _one_line(f"{type(exc).__name__}: {exc}")})
+        bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not config.progress)
+        for result in _run_notebooks(jobs, max(1, config.jobs)):
+            report = reports.get(Path(result.notebook).stem)
+            if report is not None:
+                result = NotebookResult(**{**asdict(result), "provenance": report.line("rerun with paperlib build --rerun")})
             results.append(result)
+            bar.set_postfix_str(result.notebook)
+            bar.update(1)
+        bar.close()
+    order = {p.name: i for i, p in enumerate(paths)}
+    results.sort(key=lambda r: order.get(r.notebook, 0))
+    phase["notebooks"] = time.perf_counter() - start - sum(phase.values())
 
     index = write_site_index(site_dir, source_dir, corpus, results, warnings)
+    phase["total"] = time.perf_counter() - start
     return BuildReport(config=config, results=tuple(results), data_files=tuple(map(str, data_files)),
-                       index=str(index), data_error=data_error, warnings=tuple(warnings))
+                       index=str(index), data_error=data_error, warnings=tuple(warnings),
+                       seconds={k: round(v, 1) for k, v in phase.items()})
+
+
+def _experiment_runs(paths: list[Path], config: BuildConfig, warnings: list[str]) -> dict:
+    """Look up or compute, in one pool, the runs of every experiment notebook about to be built."""
+    try:
+        from paperlib.experiments.catalog import precompute
+    except ImportError as exc:  # the core install has no torch: the notebooks will say so themselves
+        warnings.append(f"experiment runs not prepared ({exc}); install paperlib[experiments]")
+        return {}
+    return precompute([p.stem for p in paths], quick=config.quick, rerun=config.rerun, jobs=config.jobs,
+                      executor=config.executor, scheduler=config.scheduler, progress=config.progress)
+
+
+def _execute_and_export(path: str, executed: str, params: dict, cwd: str, kernel_name: str,
+                        cell_timeout: int | None, page: str) -> NotebookResult:
+    """Execute one notebook and export its page (a top-level function, so a process pool can run it)."""
+    result = execute_notebook(path, executed, params, cwd=cwd, kernel_name=kernel_name, cell_timeout=cell_timeout)
+    if Path(executed).exists():
+        try:
+            size = site.export_page(executed, page)
+            result = NotebookResult(**{**asdict(result), "html": str(page), "page_bytes": size})
+        except Exception as exc:
+            result = NotebookResult(**{**asdict(result), "status": "failed", "failing_cell": "(export)",
+                                       "error": _one_line(f"{type(exc).__name__}: {exc}")})
+    return result
+
+
+def _run_notebooks(jobs: list[tuple], workers: int):
+    """Yield each notebook's result as it finishes, `workers` at a time."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _execute_and_export(*job)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+        for fut in as_completed([pool.submit(_execute_and_export, *job) for job in jobs]):
+            yield fut.result()
 
 
 def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str | Path | None,
@@ -311,9 +314,10 @@ def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str |
         page_rows.append({"notebook": path.name, "title": entry.title, "summary": entry.summary,
                           "html": page.name if page.exists() else "", "status": status,
                           "page_bytes": page.stat().st_size if page.exists() else 0,
-                          "reproduces": list(entry.reproduces), "related": list(entry.related)})
+                          "reproduces": list(entry.reproduces), "related": list(entry.related),
+                          "provenance": r.provenance if r else ""})
     pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "status", "page_bytes",
-                                             "reproduces", "related"])
+                                             "reproduces", "related", "provenance"])
     corpus_file = Path(corpus) if corpus else default_corpus_path()
     try:
         papers = load_corpus(corpus_file)
@@ -349,6 +353,11 @@ def format_report(report: BuildReport) -> str:
         if r.status != "ok":
             lines.append(f"FAILED {r.notebook} at {r.failing_cell}: {r.error}\n  executed copy: {r.executed}")
     lines += [f"warning: {w}" for w in report.warnings]
+    for r in report.results:
+        if r.provenance:
+            lines.append(f"{Path(r.notebook).stem}: {r.provenance}")
+    if report.seconds:
+        lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()))
     if report.index:
         lines.append(f"site: {report.index}")
     return "\n".join(lines)

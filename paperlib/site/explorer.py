@@ -10,13 +10,14 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from paperlib.corpus.figures import _as_list, first_sentence, paper_hover, primary_tag
+from paperlib.corpus.figures import first_sentence, paper_hover
+from paperlib.corpus.relate import PaperIndex, similar
+from paperlib.corpus.tagging import as_list
 
 FACETS = ("theme", "kind", "domain")
 
@@ -25,10 +26,10 @@ def explorer_table(tagged: pd.DataFrame, runnable: pd.DataFrame | None = None) -
     """One row per paper for the explorer: the tagged corpus plus has_code and runnable
     (notebooks reproducing it, from `registry.notebooks_by_paper`) and a one-line summary."""
     table = tagged.copy()
-    table["has_code"] = [bool(_as_list(v)) for v in table.get("code_urls", pd.Series([[]] * len(table)))]
+    table["has_code"] = [bool(as_list(v)) for v in table.get("code_urls", pd.Series([[]] * len(table)))]
     if runnable is not None:
         table = table.merge(runnable[["paper_id", "runnable"]], on="paper_id", how="left")
-        table["runnable"] = [v if isinstance(v, list) else [] for v in table["runnable"]]
+        table["runnable"] = [as_list(v) for v in table["runnable"]]
     else:
         table["runnable"] = [[] for _ in range(len(table))]
     table["summary"] = [first_sentence(a) for a in table["abstract"]]
@@ -58,7 +59,7 @@ def filter_papers(table: pd.DataFrame, query: Query) -> pd.DataFrame:
     for facet in FACETS:
         wanted = set(getattr(query, facet))
         if wanted:
-            mask &= np.array([bool(wanted & set(_as_list(v))) for v in table[facet]], dtype=bool)
+            mask &= np.array([bool(wanted & set(as_list(v))) for v in table[facet]], dtype=bool)
     if query.has_code:
         mask &= table["has_code"].to_numpy(dtype=bool)
     if query.runnable:
@@ -70,9 +71,9 @@ def results_view(selection: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
     """The columns a reader scans: title, theme, kind, domain, code, notebook (lists joined)."""
     view = pd.DataFrame({
         "title": selection["title"].astype(str),
-        "theme": [", ".join(_as_list(v)) for v in selection["theme"]],
+        "theme": [", ".join(as_list(v)) for v in selection["theme"]],
         "kind": selection["kind"].astype(str),
-        "domain": [", ".join(_as_list(v)) for v in selection["domain"]],
+        "domain": [", ".join(as_list(v)) for v in selection["domain"]],
         "code": ["yes" if v else "" for v in selection["has_code"]],
         "notebook": [", ".join(v) for v in selection["runnable"]],
     })
@@ -94,14 +95,14 @@ def reading_list_markdown(selection: pd.DataFrame, *, heading: str = "Reading li
     esc = html.escape
     lines = [f"# {esc(heading)}", "", f"{len(selection)} papers.", ""]
     for rec in selection.to_dict("records"):
-        tags = [", ".join(_as_list(rec.get(f))) for f in FACETS if rec.get(f) is not None]
+        tags = [", ".join(as_list(rec.get(f))) for f in FACETS if rec.get(f) is not None]
         lines.append(f"## {esc(str(rec['title']))}")
         lines.append("")
         lines.append(f"- tags: {esc(' | '.join(t for t in tags if t))}")
         lines.append(f"- summary: {esc(rec.get('summary') or first_sentence(rec.get('abstract', '')))}")
-        for url in _as_list(rec.get("code_urls")):
+        for url in as_list(rec.get("code_urls")):
             lines.append(f"- code: <{esc(url)}>")
-        for nb in _as_list(rec.get("runnable")):
+        for nb in as_list(rec.get("runnable")):
             lines.append(f"- runnable notebook: {esc(nb)}")
         lines.append("")
     return "\n".join(lines)
@@ -123,18 +124,12 @@ def similar_html(neighbours: pd.DataFrame) -> str:
     return view.to_html(index=False, escape=True, border=0, classes="paperlib-similar")
 
 
-def _similar(table: pd.DataFrame, paper_id: str, *, k: int) -> pd.DataFrame:
-    from paperlib.corpus.relate import similar
-
-    return similar(table, paper_id, k=k)
-
-
 class Explorer:
     """The ipywidgets explorer over an `explorer_table`; `.widget` is what the notebook displays.
 
     `coords` (paper_id, x, y) places papers on the map; `similar_fn(paper_id)` returns the
     neighbours table (paper_id, title, similarity, why), by default `relate.similar` over the
-    table; `out_dir` receives reading lists.
+    table with a `PaperIndex` fitted on its first use; `out_dir` receives reading lists.
     """
 
     def __init__(self, table: pd.DataFrame, coords: pd.DataFrame, *, out_dir: str | Path,
@@ -143,7 +138,9 @@ class Explorer:
         import plotly.graph_objects as go
 
         self.table = table.reset_index(drop=True)
-        self.similar_fn = similar_fn or partial(_similar, self.table, k=k)
+        self.similar_fn = similar_fn or self._similar
+        self.k = k
+        self._index: PaperIndex | None = None
         self.out_dir = Path(out_dir)
         self.limit = limit
         self.reading_list_path: Path | None = None
@@ -152,7 +149,7 @@ class Explorer:
                              continuous_update=True, layout=w.Layout(width="420px"))
         self.facets = {}
         for facet in FACETS:
-            options = sorted({t for v in self.table[facet] for t in _as_list(v)})
+            options = sorted({t for v in self.table[facet] for t in as_list(v)})
             self.facets[facet] = w.SelectMultiple(options=options, description=facet, rows=6,
                                                   layout=w.Layout(width="260px"))
         self.has_code = w.Checkbox(description="has code", indent=False)
@@ -210,6 +207,11 @@ class Explorer:
             self.figure.data[1].text = [self._hover[p] for p in ids]
         # Dropdown labels are plain text in the browser, so titles need no escaping there
         self.pick.options = [(str(t)[:110], p) for t, p in zip(sel["title"].head(self.limit), sel["paper_id"])]
+
+    def _similar(self, paper_id: str) -> pd.DataFrame:
+        if self._index is None:
+            self._index = PaperIndex().fit(self.table)
+        return similar(self.table, paper_id, k=self.k, index=self._index)
 
     def _show_similar(self, change) -> None:
         if change["new"] is None:

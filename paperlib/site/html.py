@@ -135,6 +135,9 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
             f'<p class="meta">{esc(rec.notebook)} &middot; <span class="{status_cls}">'
             f"{esc(rec.status)}</span> &middot; {size}</p>",
         ]
+        provenance = getattr(rec, "provenance", "")
+        if isinstance(provenance, str) and provenance:
+            parts.append(f'<p class="meta provenance">Numbers: {esc(provenance)}</p>')
         for relation, label in (("reproduces", "Reproduces"), ("related", "Related papers")):
             mine = links[(links["notebook"] == rec.notebook) & (links["relation"] == relation)]
             if len(mine):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from paperlib.corpus.reader import normalise_title
 from paperlib.paths import notebooks_dir
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
@@ -85,22 +86,19 @@ def load_registry(folder: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["notebook", "title", "summary", "reproduces", "related"])
 
 
-def _norm(title: str) -> str:
-    return " ".join(title.split()).casefold()
-
-
 def registry_papers(registry: pd.DataFrame, papers: pd.DataFrame) -> pd.DataFrame:
     """Tidy link table: notebook, relation ("reproduces"/"related"), paper_id, title, matched.
 
-    Titles are matched to the corpus ignoring case and runs of whitespace; `matched` is False
-    (and paper_id empty) for a title the corpus does not contain, so callers can report it.
+    Titles are matched to the corpus by `normalise_title` (case, accents, punctuation and spacing
+    ignored); `matched` is False (and paper_id empty) for a title the corpus does not contain, so
+    callers can report it.
     """
-    by_title = {_norm(t): (pid, t) for pid, t in zip(papers["paper_id"], papers["title"])}
+    by_title = {normalise_title(t): (pid, t) for pid, t in zip(papers["paper_id"], papers["title"])}
     rows = []
     for rec in registry.itertuples(index=False):
         for relation in ("reproduces", "related"):
             for title in getattr(rec, relation):
-                pid, corpus_title = by_title.get(_norm(title), ("", title))
+                pid, corpus_title = by_title.get(normalise_title(title), ("", title))
                 rows.append({"notebook": rec.notebook, "relation": relation, "paper_id": pid,
                              "title": corpus_title, "matched": bool(pid)})
     return pd.DataFrame(rows, columns=["notebook", "relation", "paper_id", "title", "matched"])

@@ -8,20 +8,27 @@ a task again falls as a power law of the time since it was last met. By default 
 "seen" when it is trained on as the current task; with `refresh_on_rehearsal=True` every
 rehearsal of it also counts (then, with rehearsal at every step, all clocks stay near zero and
 the schedules become almost alike). Time is counted in tasks (one task = `steps_per_task` steps). EWC runs on the same stream as
-a reference line. Training goes through `continual.run_stream`.
+a reference line. A schedule is a sampler plugged into the replay buffer (`ScheduleSampler`).
+One unit is one (method, seed) stream.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn
 
-from paperlib.experiments.continual.streams import StreamConfig, decode_labels, encode_labels, permuted_tasks, run_stream
-from paperlib.experiments.datasets import Dataset, load_dataset
-from paperlib.experiments.continual.strategies import EWC, Strategy
+from paperlib.experiments.continual.strategies import EWC, Replay, Strategy
+from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks, run_stream
+from paperlib.experiments.datasets import cached_dataset
+from paperlib.experiments.findings import against_reference, compare_paired
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
+from paperlib.store import ResultStore, load_reference
+
+NAME = "continual.rehearsal"
+CODE_VERSION = 1
 
 SCHEDULES = ("none", "uniform", "exponential", "power-law")
 
@@ -50,63 +57,67 @@ def revisit_probabilities(since: torch.Tensor, schedule: str, *, tau: float = 1.
     return w / w.sum()
 
 
-class ScheduledRehearsal(Strategy):
-    """Rehearse `rehearsal_size` stored examples of one old task per step, the task drawn by `schedule`.
+class ScheduleSampler:
+    """A replay-batch sampler (see `Replay`) that picks one old task by a rehearsal schedule.
 
-    After each task, `memory_per_task` of its examples are stored. The batch loss becomes the
-    size-weighted mean of the new-task and rehearsal cross-entropies. `revisits_` logs
-    (time in tasks, task rehearsed).
+    The clock counts time in tasks (one task = `steps_per_task` steps); a task is "seen" when it
+    finishes training, and with `refresh_on_rehearsal` also when it is rehearsed. `revisits_`
+    logs (time in tasks, task rehearsed).
     """
 
-    def __init__(self, schedule: str, *, rehearsal_size: int = 16, memory_per_task: int = 200, steps_per_task: int,
-                 tau: float = 1.0, exponent: float = 1.0, refresh_on_rehearsal: bool = False, seed: int = 0):
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES}")
-        if rehearsal_size < 1 or memory_per_task < 1 or steps_per_task < 1:
-            raise ValueError("rehearsal_size, memory_per_task and steps_per_task must be >= 1")
-        self.name = f"rehearsal: {schedule}" if schedule != "none" else "no rehearsal"
+    def __init__(self, schedule: str, *, steps_per_task: int, tau: float = 1.0, exponent: float = 1.0,
+                 refresh_on_rehearsal: bool = False):
+        if schedule not in SCHEDULES[1:]:
+            raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES[1:]}")
+        if steps_per_task < 1:
+            raise ValueError("steps_per_task must be >= 1")
+        self.name = f"rehearsal: {schedule}"
         self.schedule = schedule
-        self.rehearsal_size = rehearsal_size
-        self.memory_per_task = memory_per_task
         self.steps_per_task = steps_per_task
         self.tau = tau
         self.exponent = exponent
         self.refresh_on_rehearsal = refresh_on_rehearsal
-        self._gen = torch.Generator().manual_seed(seed)
-        self.memory_: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.last_seen_: list[float] = []
         self.revisits_: list[tuple[float, int]] = []
         self._clock = 0.0
 
-    def batch_loss(self, model, x, loss, logits, ctx):
-        if self.schedule == "none" or not self.memory_:
-            return loss
-        since = torch.tensor([self._clock - t for t in self.last_seen_])
+    def pick(self, n_tasks: int, gen: torch.Generator) -> int:
+        """The stored task to rehearse at this step."""
+        since = torch.tensor([self._clock - t for t in self.last_seen_[:n_tasks]])
         p = revisit_probabilities(since, self.schedule, tau=self.tau, exponent=self.exponent)
-        j = int(torch.multinomial(p, 1, generator=self._gen))
-        mx, my = self.memory_[j]
-        idx = torch.randint(0, len(mx), (self.rehearsal_size,), generator=self._gen)
-        labels, owner = decode_labels(my[idx], ctx.n_outputs)
-        dev = logits.device
-        r_logits = model(mx[idx].to(dev))
-        r_loss = nn.functional.cross_entropy(ctx.masked_logits(r_logits, owner.to(dev)), labels.to(dev))
+        j = int(torch.multinomial(p, 1, generator=gen))
         if self.refresh_on_rehearsal:
             self.last_seen_[j] = self._clock
         self.revisits_.append((self._clock, j))
-        b, r = len(x), self.rehearsal_size
-        return (b * loss + r * r_loss) / (b + r)
+        return j
 
-    def after_step(self, model):
+    def after_step(self, ctx) -> None:
         self._clock += 1.0 / self.steps_per_task
 
-    def after_task(self, model, t, tasks, ctx):
-        rows = torch.randperm(len(tasks[t].x_train), generator=self._gen)[: self.memory_per_task]
-        self.memory_.append((tasks[t].x_train[rows].clone(), encode_labels(tasks[t].y_train[rows], t, ctx.n_outputs)))
+    def after_task(self, ctx) -> None:
         self.last_seen_.append(self._clock)
 
 
+def scheduled_rehearsal(schedule: str, *, rehearsal_size: int = 16, memory_per_task: int = 200, steps_per_task: int,
+                        tau: float = 1.0, exponent: float = 1.0, refresh_on_rehearsal: bool = False,
+                        seed: int = 0) -> Strategy:
+    """Replay of `rehearsal_size` stored examples of one old task per step, the task drawn by `schedule`
+    (`memory_per_task` examples kept per task; losses weighted by their numbers of rows).
+    "none" is plain fine-tuning, named "no rehearsal"."""
+    if schedule == "none":
+        strategy = Strategy()
+        strategy.name = "no rehearsal"
+        return strategy
+    if rehearsal_size < 1 or memory_per_task < 1:
+        raise ValueError("rehearsal_size and memory_per_task must be >= 1")
+    sampler = ScheduleSampler(schedule, steps_per_task=steps_per_task, tau=tau, exponent=exponent,
+                              refresh_on_rehearsal=refresh_on_rehearsal)
+    return Replay(memory_per_task, selection="per-task", sampler=sampler, replay_size=rehearsal_size,
+                  weighting="size", seed=seed)
+
+
 @dataclass(frozen=True)
-class RehearsalConfig:
+class Config:
     """Permuted-task stream, equal rehearsal budget for every schedule, EWC as the reference."""
 
     dataset: str = "mnist-5k"
@@ -126,46 +137,84 @@ class RehearsalConfig:
     eval_every: int = 50
     eval_size: int = 300  # test rows per task in the curves (final accuracies use all)
 
+    @classmethod
+    def quick(cls, **changes) -> "Config":
+        """Smoke settings: three short tasks, a 32-unit network and one seed."""
+        base = dict(seeds=(0,), n_tasks=3, hidden=(32,), steps_per_task=30, eval_every=15, eval_size=100,
+                    memory_per_task=50)
+        return cls(**{**base, **changes})
 
-def make_config(dataset: str, seeds: Sequence[int], quick: bool) -> RehearsalConfig:
-    """The notebook's config from its parameters; `quick` shrinks the stream for tests."""
-    cfg = RehearsalConfig(dataset=dataset, seeds=tuple(int(s) for s in seeds))
-    if quick:
-        cfg = replace(cfg, seeds=cfg.seeds[:1], n_tasks=3, hidden=(32,), steps_per_task=30, eval_every=15,
-                      eval_size=100, memory_per_task=50)
-    return cfg
+    def stream(self) -> StreamConfig:
+        return StreamConfig(hidden=tuple(self.hidden), steps_per_task=self.steps_per_task, batch_size=self.batch_size,
+                            lr=self.lr, eval_every=self.eval_every, eval_size=self.eval_size)
 
 
-def run_rehearsal(config: RehearsalConfig, *, data: Dataset | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Run every schedule and EWC on the same stream per seed.
-
-    Returns (final, curves, revisits): final accuracy per task after each task (method, seed,
-    after_task, task, accuracy), the accuracy curves (method, seed, time, task, accuracy; time in
-    tasks) and the rehearsal log (method, seed, time, task).
-    """
-    data = data or load_dataset(config.dataset)
-    stream = StreamConfig(hidden=config.hidden, steps_per_task=config.steps_per_task, batch_size=config.batch_size,
-                          lr=config.lr, eval_every=config.eval_every, eval_size=config.eval_size)
-    finals, curves, logs = [], [], []
+def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+    """One unit per seed and method (every schedule, then EWC), all on the same stream of a seed."""
+    common = {"dataset": config.dataset, "n_tasks": config.n_tasks, "hidden": list(config.hidden),
+              "steps_per_task": config.steps_per_task, "batch_size": config.batch_size, "lr": config.lr,
+              "eval_every": config.eval_every, "eval_size": config.eval_size}
+    out = []
     for seed in config.seeds:
-        tasks = permuted_tasks(data, config.n_tasks, seed=seed)
-        methods: list[tuple[str, Strategy]] = [
-            (s, ScheduledRehearsal(s, rehearsal_size=config.rehearsal_size, memory_per_task=config.memory_per_task,
-                                   steps_per_task=config.steps_per_task, tau=config.tau, exponent=config.exponent,
-                                   refresh_on_rehearsal=config.refresh_on_rehearsal, seed=seed))
-            for s in config.schedules
-        ]
-        methods.append(("EWC", EWC(config.ewc_strength, seed=seed)))
-        for name, strategy in methods:
-            res = run_stream(tasks, strategy, scenario="domain", config=stream, seed=seed)
-            label = strategy.name if name != "EWC" else f"EWC (strength {config.ewc_strength:g})"
-            finals.append(res.accuracy.assign(method=label)[["method", "seed", "after_task", "task", "accuracy"]])
-            c = res.curves.assign(method=label, time=res.curves["step"] / config.steps_per_task)
-            curves.append(c[["method", "seed", "time", "task", "accuracy"]])
-            if isinstance(strategy, ScheduledRehearsal) and strategy.revisits_:
-                logs.append(pd.DataFrame(strategy.revisits_, columns=["time", "task"]).assign(method=label, seed=seed))
-    revisits = pd.concat(logs, ignore_index=True)[["method", "seed", "time", "task"]] if logs else pd.DataFrame(columns=["method", "seed", "time", "task"])
-    return pd.concat(finals, ignore_index=True), pd.concat(curves, ignore_index=True), revisits
+        for schedule in config.schedules:
+            unit = {**common, "method": schedule}
+            if schedule != "none":
+                unit.update(rehearsal_size=config.rehearsal_size, memory_per_task=config.memory_per_task,
+                            refresh_on_rehearsal=config.refresh_on_rehearsal)
+                if schedule == "exponential":
+                    unit["tau"] = config.tau
+                if schedule == "power-law":
+                    unit["exponent"] = config.exponent
+            out.append(make_unit(NAME, unit, seed, device))
+        out.append(make_unit(NAME, {**common, "method": "ewc", "ewc_strength": config.ewc_strength}, seed, device))
+    return out
+
+
+def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
+    """One stream: final accuracies, curves (time in tasks) and, for a schedule, its rehearsal log."""
+    data = cached_dataset(config["dataset"])
+    tasks = permuted_tasks(data, config["n_tasks"], seed=seed)
+    stream = StreamConfig(hidden=tuple(config["hidden"]), steps_per_task=config["steps_per_task"],
+                          batch_size=config["batch_size"], lr=config["lr"], eval_every=config["eval_every"],
+                          eval_size=config["eval_size"])
+    if config["method"] == "ewc":
+        strategy = EWC(config["ewc_strength"], seed=seed)
+        label = f"EWC (strength {config['ewc_strength']:g})"
+    else:
+        strategy = scheduled_rehearsal(config["method"], rehearsal_size=config.get("rehearsal_size", 16),
+                                       memory_per_task=config.get("memory_per_task", 200),
+                                       steps_per_task=config["steps_per_task"], tau=config.get("tau", 1.0),
+                                       exponent=config.get("exponent", 1.0),
+                                       refresh_on_rehearsal=config.get("refresh_on_rehearsal", False), seed=seed)
+        label = strategy.name
+    res = run_stream(tasks, strategy, scenario="domain", config=stream, seed=seed)
+    final = res.accuracy.assign(method=label)[["method", "seed", "after_task", "task", "accuracy"]]
+    c = res.curves.assign(method=label, time=res.curves["step"] / config["steps_per_task"])
+    log = getattr(getattr(strategy, "sampler", None), "revisits_", [])
+    revisits = pd.DataFrame(log, columns=["time", "task"]).assign(method=label, seed=seed)
+    return {"final": final, "curves": c[["method", "seed", "time", "task", "accuracy"]],
+            "revisits": revisits[["method", "seed", "time", "task"]]}
+
+
+class RehearsalResults(Results):
+    """`final` (accuracy per task after each task), `curves` and `revisits` (the rehearsal logs)."""
+
+    name = "rehearsal"
+
+    def findings(self) -> pd.DataFrame:
+        return rehearsal_findings(self.tables["final"])
+
+
+def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
+        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
+        store: ResultStore | None = None) -> RehearsalResults:
+    """Every schedule and EWC on the same stream per seed, loaded from the store or computed."""
+    def assemble(records):
+        return {name: stack(records, name) for name in ("final", "curves", "revisits")}
+
+    return run_experiment(units(config, device=device), assemble, config, results_cls=RehearsalResults,
+                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
+                          scheduler=scheduler, store=store)
 
 
 def final_average_accuracy(final: pd.DataFrame) -> pd.DataFrame:
@@ -177,8 +226,6 @@ def final_average_accuracy(final: pd.DataFrame) -> pd.DataFrame:
 
 def rehearsal_findings(final: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Measured sentences (key, finding): each schedule against the others and EWC, beside the paper's claim."""
-    from paperlib.experiments.findings import against_reference, compare_paired, load_reference
-
     ref = (reference if reference is not None else load_reference("rehearsal")).set_index("key")
     avg = final_average_accuracy(final)
     methods = list(dict.fromkeys(avg["method"]))

@@ -1,126 +1,31 @@
-"""The two continual-learning experiments the notebooks show, each with one frozen config.
+"""Three scenarios for continual learning (van de Ven & Tolias 2019): methods x Task-IL /
+Domain-IL / Class-IL on split (5 tasks of 2 digits) or permuted MNIST.
 
-`EWCFigureConfig` / `run_ewc_figure`: Kirkpatrick et al.'s figure 2A (permuted tasks A, B, C;
-no penalty, L2, EWC; a lambda sweep; the Fisher of the first layer). `ScenarioTableConfig` /
-`run_scenario_table`: van de Ven & Tolias's tables (methods x Task-IL / Domain-IL / Class-IL).
-Results are tidy DataFrames; comparisons with the papers and the claims of issue 5 are computed
-here so the notebooks' text comes from measured numbers.
+One unit is one (protocol, method, scenario, seed) stream; its row holds the average
+accuracy, backward transfer and forgetting after the last task, and its accuracy matrix.
+The claims the paper makes are checked against the measured numbers (`check_claims`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from paperlib.experiments.continual.streams import StreamConfig, fisher_diagonal, permuted_tasks, run_stream, split_tasks
-from paperlib.experiments.datasets import load_dataset
-from paperlib.experiments.findings import save_results
-from paperlib.paths import shipped_dir
+from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks, run_stream, split_tasks
 from paperlib.experiments.continual.strategies import make_strategy
+from paperlib.experiments.datasets import cached_dataset
+from paperlib.experiments.findings import summarize
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
+from paperlib.store import ResultStore, load_reference as _load_reference
+
+NAME = "continual.scenarios"
+CODE_VERSION = 1
 
 SCENARIO_LABELS = {"task": "Task-IL", "domain": "Domain-IL", "class": "Class-IL"}
 METHOD_LABELS = {"none": "None", "l2": "L2", "ewc": "EWC", "online-ewc": "Online EWC", "si": "SI",
                  "lwf": "LwF", "replay": "Replay", "joint": "Offline (joint)"}
-
-
-# --- Kirkpatrick et al., figure 2A ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EWCFigureConfig:
-    """Permuted tasks A, B, C trained with no penalty, then with L2 and EWC penalties.
-
-    Adam (lr 1e-3) rather than the paper's plain SGD: with SGD, a step of lr * lambda * F
-    diverges for the strengths EWC needs unless the learning rate is made very small.
-    """
-
-    dataset: str = "mnist-5k"
-    n_tasks: int = 3
-    seed: int = 0
-    hidden: tuple[int, ...] = (400, 400)
-    steps_per_task: int = 300
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    batch_size: int = 128
-    eval_every: int = 25
-    eval_size: int = 500
-    ewc_strength: float = 100.0
-    l2_strength: float = 1.0
-    sweep: tuple[float, ...] = (10.0, 100.0, 1000.0, 10000.0)
-    fisher_samples: int = 1024
-
-    def stream(self) -> StreamConfig:
-        return StreamConfig(hidden=self.hidden, steps_per_task=self.steps_per_task, batch_size=self.batch_size, lr=self.lr,
-                            optimizer=self.optimizer, eval_every=self.eval_every, eval_size=self.eval_size)
-
-
-@dataclass(frozen=True)
-class EWCFigureResult:
-    curves: pd.DataFrame  # method, strength, training_task, step, task, accuracy
-    final: pd.DataFrame  # method, strength, task, accuracy (after the last task)
-    fisher_image: np.ndarray  # first-layer Fisher summed over hidden units, image-shaped
-    image_shape: tuple[int, int]
-
-
-def run_ewc_figure(config: EWCFigureConfig, *, results_dir: str | Path | None = None, progress: bool = False) -> EWCFigureResult:
-    """Train with no penalty, L2 and EWC (and EWC at every sweep strength) on the same permuted tasks."""
-    data = load_dataset(config.dataset)
-    tasks = permuted_tasks(data, config.n_tasks, seed=config.seed)
-    runs = [("None", 0.0, make_strategy("none")), ("L2", config.l2_strength, make_strategy("l2", strength=config.l2_strength))]
-    strengths = sorted(set(config.sweep) | {config.ewc_strength})
-    runs += [("EWC", s, make_strategy("ewc", strength=s, n_samples=config.fisher_samples, seed=config.seed, keep_fishers=True)) for s in strengths]
-    curves, finals, fisher_img = [], [], None
-    for method, strength, strategy in runs:
-        res = run_stream(tasks, strategy, scenario="domain", config=config.stream(), seed=config.seed, progress=progress)
-        c = res.curves.assign(method=method, strength=strength)
-        curves.append(c)
-        last = res.accuracy[res.accuracy["after_task"] == config.n_tasks - 1]
-        finals.append(last.assign(method=method, strength=strength)[["method", "strength", "task", "accuracy"]])
-        if method == "EWC" and strength == config.ewc_strength:
-            fisher_img = first_layer_fisher_image(strategy, data.image_shape)
-    curves = pd.concat(curves, ignore_index=True)[["method", "strength", "training_task", "step", "task", "accuracy"]]
-    final = pd.concat(finals, ignore_index=True)
-    if results_dir is not None:
-        save_results(curves, config, results_dir, "ewc_figure_curves")
-        save_results(final, config, results_dir, "ewc_figure_final")
-    return EWCFigureResult(curves, final, fisher_img, data.image_shape)
-
-
-def first_layer_fisher_image(ewc_strategy, image_shape: tuple[int, int]) -> np.ndarray:
-    """Fisher of the first layer's weights after task A, summed over its units: one importance per pixel.
-
-    Task A is the identity permutation, so the image shows which pixels of the digits the
-    network relies on.
-    """
-    weights = [v for k, v in ewc_strategy.task_fishers_[0].items() if k.endswith("weight")][0]
-    return weights.sum(0).reshape(image_shape).cpu().numpy()
-
-
-def ewc_figure_findings(result: EWCFigureResult, config: EWCFigureConfig) -> str:
-    """A sentence per method: accuracy on task A after the last task, from the measured table."""
-    f = result.final
-    first = f[f["task"] == 0]
-    get = lambda m, s=None: first[(first["method"] == m) & ((first["strength"] == s) if s is not None else True)]["accuracy"].iloc[0]
-    sgd, l2, ewc = get("None"), get("L2"), get("EWC", config.ewc_strength)
-    mean = f.groupby(["method", "strength"])["accuracy"].mean()
-    lines = [
-        f"After the last task, accuracy on task A is {sgd:.1%} with no penalty, {l2:.1%} with L2 and {ewc:.1%} with EWC "
-        f"(lambda = {config.ewc_strength:g}).",
-        f"Averaged over all {config.n_tasks} tasks: no penalty {mean[('None', 0.0)]:.1%}, L2 {mean[('L2', config.l2_strength)]:.1%}, "
-        f"EWC {mean[('EWC', config.ewc_strength)]:.1%}.",
-    ]
-    sweep = f[f["method"] == "EWC"].groupby("strength")["accuracy"].agg(["mean"])
-    best = sweep["mean"].idxmax()
-    lines.append(f"In the sweep the best average accuracy ({sweep['mean'].max():.1%}) comes at lambda = {best:g}; "
-                 f"the smallest lambda gives {sweep['mean'].iloc[0]:.1%} and the largest {sweep['mean'].iloc[-1]:.1%}.")
-    return " ".join(lines)
-
-
-# --- van de Ven & Tolias, the three scenarios ---------------------------------------------
 
 # Strengths per (protocol, scenario), of the magnitude the paper's grid searches found.
 DEFAULT_PARAMS: dict[str, dict[str, dict]] = {
@@ -135,23 +40,6 @@ DEFAULT_PARAMS: dict[str, dict[str, dict]] = {
 }
 
 
-@dataclass(frozen=True)
-class ScenarioTableConfig:
-    """Methods x scenarios on split (5 tasks of 2 digits) or permuted (n_tasks) MNIST, over seeds."""
-
-    dataset: str = "mnist-5k"
-    protocol: str = "split"
-    n_tasks: int = 10  # permuted only
-    methods: tuple[str, ...] = ("none", "ewc", "online-ewc", "si", "lwf", "replay", "joint")
-    scenarios: tuple[str, ...] = ("task", "domain", "class")
-    seeds: tuple[int, ...] = (0, 1)
-    stream: StreamConfig = field(default_factory=StreamConfig)
-    params: dict = field(default_factory=dict)  # method -> strategy params; missing: DEFAULT_PARAMS
-
-    def method_params(self, method: str) -> dict:
-        return self.params.get(method, DEFAULT_PARAMS[self.protocol].get(method, {}))
-
-
 def make_tasks(dataset, protocol: str, *, n_tasks: int = 10, seed: int = 0):
     """The task stream of a protocol: "split" (pairs of classes) or "permuted" (n_tasks permutations)."""
     if protocol == "split":
@@ -161,58 +49,120 @@ def make_tasks(dataset, protocol: str, *, n_tasks: int = 10, seed: int = 0):
     raise ValueError(f"unknown protocol {protocol!r}: expected 'split' or 'permuted'")
 
 
-def run_scenario_table(config: ScenarioTableConfig, *, results_dir: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
-    """One row per (method, scenario, seed): average accuracy, BWT and forgetting after the last task."""
-    data = load_dataset(config.dataset)
-    rows = []
-    for seed in config.seeds:
-        tasks = make_tasks(data, config.protocol, n_tasks=config.n_tasks, seed=seed)
-        for scenario in config.scenarios:
-            for method in config.methods:
-                params = dict(config.method_params(method))
-                if method in ("ewc", "online-ewc", "replay"):
-                    params.setdefault("seed", seed)
-                res = run_stream(tasks, make_strategy(method, **params), scenario=scenario, config=config.stream, seed=seed, progress=progress)
-                rows.append({"protocol": config.protocol, "dataset": config.dataset, "method": method,
-                             "scenario": scenario, "seed": seed, "test_images": sum(len(t.y_test) for t in tasks),
-                             **res.summary()})
-    table = pd.DataFrame(rows)
-    if results_dir is not None:
-        resolved = replace(config, params={m: config.method_params(m) for m in config.methods})
-        save_results(table, resolved, results_dir, f"three_scenarios_{config.protocol}")
-    return table
+@dataclass(frozen=True)
+class Config:
+    """Methods x scenarios x seeds on one or both protocols, with the paper's network and optimiser.
+
+    `optimizer_per_task=False` and `balanced_joint=True` follow the paper's reference code (one
+    Adam for the whole stream; Offline batches with an equal share of every task so far).
+    """
+
+    dataset: str = "mnist-5k"
+    protocols: tuple[str, ...] = ("split",)
+    seeds: tuple[int, ...] = (0, 1)
+    methods: tuple[str, ...] = ("none", "ewc", "online-ewc", "si", "lwf", "replay", "joint")
+    scenarios: tuple[str, ...] = ("task", "domain", "class")
+    n_tasks: int = 10  # permuted protocol only
+    hidden: tuple[int, ...] = (400, 400)
+    steps_per_task: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer_per_task: bool = False
+    balanced_joint: bool = True
+    params: dict = field(default_factory=dict)  # method -> strategy params overriding DEFAULT_PARAMS
+
+    @classmethod
+    def quick(cls, **changes) -> "Config":
+        """Smoke settings: the 8x8 digits, a 32-unit network, 15 steps per task, 3 permuted tasks, one seed."""
+        base = dict(dataset="digits", seeds=(0,), n_tasks=3, hidden=(32,), steps_per_task=15)
+        return cls(**{**base, **changes})
+
+    def stream(self) -> StreamConfig:
+        return StreamConfig(hidden=tuple(self.hidden), steps_per_task=self.steps_per_task, batch_size=self.batch_size,
+                            lr=self.lr, optimizer_per_task=self.optimizer_per_task)
+
+    def method_params(self, protocol: str, method: str) -> dict:
+        if method in self.params:
+            return dict(self.params[method])
+        params = dict(DEFAULT_PARAMS[protocol].get(method, {}))
+        if method == "joint" and self.balanced_joint:
+            params["balanced"] = True
+        return params
 
 
-def scenario_configs(dataset: str, protocols: Sequence[str], seeds: Sequence[int], steps_per_task: int,
-                     *, quick: bool = False, optimizer_per_task: bool = True,
-                     balanced_joint: bool = False) -> list[ScenarioTableConfig]:
-    """One table config per protocol from a notebook's parameters; `quick` swaps in the 8x8 digits,
-    a 32-unit network, 15 steps per task, 3 permuted tasks and the first seed. `optimizer_per_task=False`
-    and `balanced_joint=True` follow the paper's reference code (one Adam per stream; Offline batches
-    with an equal share of every task)."""
-    stream = StreamConfig(hidden=(32,) if quick else (400, 400), steps_per_task=15 if quick else steps_per_task,
-                          optimizer_per_task=optimizer_per_task)
-    params = {"joint": {"balanced": True}} if balanced_joint else {}
-    return [ScenarioTableConfig(dataset="digits" if quick else dataset, protocol=p, n_tasks=3 if quick else 10,
-                                seeds=tuple(seeds[:1]) if quick else tuple(seeds), stream=stream, params=params)
-            for p in protocols]
+def _stream_fields(stream: StreamConfig) -> dict:
+    """The stream settings a scenario unit depends on (named, so a new StreamConfig field keeps old keys)."""
+    return {k: getattr(stream, k) for k in ("hidden", "steps_per_task", "batch_size", "lr", "optimizer", "optimizer_per_task")}
 
 
-def run_scenario_tables(configs: Sequence[ScenarioTableConfig], *, results_dir: str | Path | None = None,
-                        progress: bool = False) -> pd.DataFrame:
-    """`run_scenario_table` for each config, stacked into one table."""
-    return pd.concat([run_scenario_table(c, results_dir=results_dir, progress=progress) for c in configs],
-                     ignore_index=True)
+def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+    """One unit per protocol, seed, scenario and method (in the order of the table)."""
+    out = []
+    for protocol in config.protocols:
+        for seed in config.seeds:
+            for scenario in config.scenarios:
+                for method in config.methods:
+                    unit = {"dataset": config.dataset, "protocol": protocol, "scenario": scenario, "method": method,
+                            "params": config.method_params(protocol, method), "stream": _stream_fields(config.stream())}
+                    if protocol == "permuted":
+                        unit["n_tasks"] = config.n_tasks
+                    out.append(make_unit(NAME, unit, seed, device))
+    return out
+
+
+def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
+    """Train one stream and summarise it: the `runs` row and the `accuracy` matrix (tidy)."""
+    data = cached_dataset(config["dataset"])
+    tasks = make_tasks(data, config["protocol"], n_tasks=config.get("n_tasks", 10), seed=seed)
+    params = dict(config["params"])
+    if config["method"] in ("ewc", "online-ewc", "replay"):
+        params.setdefault("seed", seed)
+    stream = StreamConfig(**{**config["stream"], "hidden": tuple(config["stream"]["hidden"])})
+    res = run_stream(tasks, make_strategy(config["method"], **params), scenario=config["scenario"], config=stream, seed=seed)
+    keys = {"protocol": config["protocol"], "dataset": config["dataset"], "method": config["method"],
+            "scenario": config["scenario"], "seed": seed}
+    row = {**keys, "test_images": sum(len(t.y_test) for t in tasks), **res.summary()}
+    acc = res.accuracy[["after_task", "task", "accuracy"]].assign(**keys)
+    return {"runs": pd.DataFrame([row]), "accuracy": acc[[*keys, "after_task", "task", "accuracy"]]}
+
+
+class ScenarioResults(Results):
+    """`runs`: one row per (protocol, method, scenario, seed); `accuracy`: the accuracy matrices."""
+
+    name = "three_scenarios"
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.tables["runs"]
+
+    def summary(self) -> pd.DataFrame:
+        return summarize_table(self.table)
+
+    def findings(self) -> pd.DataFrame:
+        """The paper's orderings, each checked against seed spread and test-set noise."""
+        return check_claims(self.summary())
+
+
+def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
+        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
+        store: ResultStore | None = None) -> ScenarioResults:
+    """Every unit of `config`, loaded from the store or computed; see `paperlib.experiments.runner`."""
+    def assemble(records):
+        return {"runs": stack(records, "runs"), "accuracy": stack(records, "accuracy")}
+
+    return run_experiment(units(config, device=device), assemble, config, results_cls=ScenarioResults,
+                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
+                          scheduler=scheduler, store=store)
 
 
 def summarize_table(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of the average accuracy, in percent, per protocol x method x scenario
     (with the number of test images the accuracy is measured on, when the table has it)."""
-    g = table.groupby(["protocol", "method", "scenario"], sort=False)
-    out = g["average_accuracy"].agg(mean="mean", std="std", n="count").reset_index()
+    by = ["protocol", "method", "scenario"]
+    out = summarize(table, by, value="average_accuracy")
     out[["mean", "std"]] = out[["mean", "std"]] * 100
     if "test_images" in table.columns:
-        out["test_images"] = g["test_images"].first().to_numpy()
+        out["test_images"] = table.groupby(by, sort=False)["test_images"].first().to_numpy()
     return out
 
 
@@ -229,8 +179,8 @@ def accuracy_noise(mean: float, test_images: float | None) -> float:
 
 
 def load_reference(name: str = "three_scenarios") -> pd.DataFrame:
-    """Published numbers kept in data/references/<name>.csv, with their citation columns."""
-    return pd.read_csv(shipped_dir() / "references" / f"{name}.csv", comment="#")
+    """The paper's Tables 4-5 (`data/references/three_scenarios.csv`), header in `.attrs["header"]`."""
+    return _load_reference(name)
 
 
 def compare_with_reference(summary: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -245,7 +195,7 @@ def compare_with_reference(summary: pd.DataFrame, reference: pd.DataFrame) -> pd
 def format_table(summary: pd.DataFrame, protocol: str, *, with_reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Wide display table: methods x scenarios as "mean +- std" (and the paper's value beside it)."""
     s = summary[summary["protocol"] == protocol].copy()
-    cell = lambda r: f"{r['mean']:.2f} ± {r['std']:.2f}" if pd.notna(r["std"]) else f"{r['mean']:.2f}"
+    cell = lambda r: f"{r['mean']:.2f} ± {r['std']:.2f}" if r["n"] > 1 else f"{r['mean']:.2f}"
     s["ours"] = s.apply(cell, axis=1)
     wide = s.pivot(index="method", columns="scenario", values="ours")
     cols = [c for c in ("task", "domain", "class") if c in wide.columns]
@@ -262,7 +212,7 @@ def format_table(summary: pd.DataFrame, protocol: str, *, with_reference: pd.Dat
 
 
 def check_claims(summary: pd.DataFrame) -> pd.DataFrame:
-    """The orderings issue 5 asks of runs that fit this machine, each measured: claim, values, verdict.
+    """The paper's orderings that runs on this machine can test, each measured: claim, values, verdict.
 
     A difference "holds" only when it exceeds the claim's margin plus its noise: the larger of the
     seed spread and the test-set noise (`accuracy_noise`). "Offline highest" is "unresolved" when another
@@ -330,10 +280,3 @@ def scenario_findings(summary: pd.DataFrame, protocol: str = "split") -> str:
     return text + "."
 
 
-def sweep_table(result: EWCFigureResult) -> pd.DataFrame:
-    """Accuracy on each task after the last one, per method and strength, with the mean over tasks (percent)."""
-    f = result.final.assign(accuracy=result.final["accuracy"] * 100)
-    wide = f.pivot_table(index=["method", "strength"], columns="task", values="accuracy")
-    wide.columns = [f"task {chr(65 + int(t))}" if t < 26 else f"task {t + 1}" for t in wide.columns]
-    wide["mean"] = wide.mean(axis=1)
-    return wide.round(2).reset_index()

@@ -147,6 +147,20 @@ class ScenarioContext:
         return logits.masked_fill(~self.mask(task_of_rows), float("-inf"))
 
 
+@dataclass(frozen=True)
+class StreamContext:
+    """What every strategy hook is given while task `task_index` of a stream trains."""
+
+    model: nn.Module
+    tasks: tuple[Task, ...]
+    task_index: int
+    scenario: ScenarioContext
+
+    @property
+    def task(self) -> Task:
+        return self.tasks[self.task_index]
+
+
 # --- Fisher information -----------------------------------------------------------------
 
 
@@ -300,12 +314,6 @@ class StreamConfig:
     eval_size: int = 0  # test rows per task in the curves (0: all)
     optimizer_per_task: bool = True  # False: one optimiser for the whole stream, as the paper's reference code
 
-    def to_json(self, path: str | Path) -> Path:
-        """Write the config as JSON (beside the results it produced)."""
-        path = Path(path)
-        path.write_text(json.dumps(asdict(self), indent=2))
-        return path
-
 
 @dataclass(frozen=True)
 class StreamResult:
@@ -376,23 +384,25 @@ def run_stream(
     loop = LoopConfig(config.steps_per_task, config.batch_size, config.lr, config.optimizer, config.eval_every)
     stream_optimizer = None if config.optimizer_per_task else make_optimizer(config.optimizer, model, config.lr)
     rows, curve = [], []
+    tasks = tuple(tasks)
     for i, task in enumerate(tasks):
-        ctx = ScenarioContext(scenario, i, n_out, task_classes)
-        strategy.before_task(model, i, tasks, ctx)
-        x, y = strategy.train_data(i, tasks, ctx)
+        ctx = StreamContext(model, tasks, i, ScenarioContext(scenario, i, n_out, task_classes))
+        strategy.before_task(ctx)
+        data = strategy.train_data(ctx)
+        x, y = data if data is not None else (task.x_train, encode_labels(task.y_train, i, n_out))
         dev = next(model.parameters()).device
 
         def loss_fn(m, xb, yb, ctx=ctx):
             labels, owner = decode_labels(yb, n_out)
             logits = m(xb)
-            ce = nn.functional.cross_entropy(ctx.masked_logits(logits, owner), labels)
-            loss = strategy.batch_loss(m, xb, ce, logits, ctx)
-            pen = strategy.penalty(m)
+            ce = nn.functional.cross_entropy(ctx.scenario.masked_logits(logits, owner), labels)
+            loss = strategy.batch_loss(ctx, xb, ce, logits)
+            pen = strategy.penalty(ctx)
             return loss if pen is None else loss + pen
 
         def on_eval(step, i=i, ctx=ctx):
             for j, other in enumerate(tasks):
-                acc = task_accuracy(model, other, ctx, j, limit=config.eval_size)
+                acc = task_accuracy(model, other, ctx.scenario, j, limit=config.eval_size)
                 curve.append((i, i * config.steps_per_task + step, j, acc))
 
         train_loop(
@@ -402,16 +412,16 @@ def run_stream(
             loop,
             seed=seed * 1009 + i,
             loss_fn=loss_fn,
-            batch_sampler=strategy.batch_sampler(i, tasks),
+            batch_sampler=strategy.batch_sampler(ctx),
             optimizer=stream_optimizer,
-            after_step=lambda step: strategy.after_step(model),
+            after_step=lambda step, ctx=ctx: strategy.after_step(ctx),
             on_eval=on_eval if config.eval_every else None,
             progress=f"{strategy.name} task {i + 1}/{len(tasks)}" if progress else False,
         )
         model.to(dev)
-        strategy.after_task(model, i, tasks, ctx)
+        strategy.after_task(ctx)
         for j, other in enumerate(tasks):
-            rows.append((i, j, task_accuracy(model, other, ctx, j)))
+            rows.append((i, j, task_accuracy(model, other, ctx.scenario, j)))
     acc = pd.DataFrame(rows, columns=["after_task", "task", "accuracy"])
     curves = pd.DataFrame(curve, columns=["training_task", "step", "task", "accuracy"])
     for df in (acc, curves):

@@ -10,7 +10,7 @@ budget, a limited budget and noisy labels, and states its findings from the meas
 """
 from __future__ import annotations
 
-import json
+import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,10 +19,16 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from paperlib.experiments.findings import Comparison
+from paperlib.experiments.datasets import cached_dataset
+from paperlib.experiments.findings import Comparison, summarize
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
+from paperlib.store import ResultStore, load_reference
+
+NAME = "curriculum.experiment"
+CODE_VERSION = 1
+REFERENCE = "curriculum_wu2021"
 
 EXP_LOG_C = 10.0  # the constant c of Wu et al.'s exp and log pacing families
 
@@ -378,7 +384,7 @@ def train_paced(
 
 
 @dataclass(frozen=True)
-class CurriculumConfig:
+class Config:
     """One curriculum experiment: data, network, budgets, noise levels, scoring and pacing."""
 
     dataset: str = "mnist-5k"
@@ -409,6 +415,13 @@ class CurriculumConfig:
         if not 0 < self.limited_fraction <= 1:
             raise ValueError(f"limited_fraction must be in (0, 1], got {self.limited_fraction}")
 
+    @classmethod
+    def quick(cls, **changes) -> "Config":
+        """The same experiment shrunk for tests: one seed, one noise level, 40 steps, 600 examples."""
+        base = dict(seeds=(0,), noise_fractions=(0.2,), full_steps=40, limited_fraction=0.25, train_subset=600,
+                    evals=4, scorer_steps=60)
+        return cls(**{**base, **changes})
+
     @property
     def regimes(self) -> list[tuple[str, int, float]]:
         """(name, steps, noise fraction) of each regime, in the order they are run."""
@@ -417,28 +430,10 @@ class CurriculumConfig:
         out += [(f"{round(100 * f)}% noisy labels", self.full_steps, f) for f in self.noise_fractions]
         return out
 
-    def quick_version(self) -> "CurriculumConfig":
-        """The same experiment shrunk for tests: one seed, one noise level, 40 steps, 600 examples (numbers not meaningful)."""
-        return replace(self, seeds=self.seeds[:1], noise_fractions=self.noise_fractions[:1], full_steps=40,
-                       limited_fraction=max(self.limited_fraction, 0.25), train_subset=600, evals=4, scorer_steps=60)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "CurriculumConfig":
-        d = json.loads(text)
-        d["pacing"] = Pacing(**d["pacing"])
-        for key in ("seeds", "hidden", "noise_fractions", "orderings"):
-            d[key] = tuple(d[key])
-        return cls(**d)
-
-
-def training_data(config: CurriculumConfig):
+def training_data(config: Config):
     """The data set of the experiment with its training part cut to `train_subset` (when set)."""
-    from paperlib.experiments.datasets import load_dataset
-
-    data = load_dataset(config.dataset)
+    data = cached_dataset(config.dataset)
     if config.train_subset:
         data = replace(data, x_train=data.x_train[: config.train_subset], y_train=data.y_train[: config.train_subset])
     return data
@@ -453,57 +448,76 @@ def flipped_share_in_hardest(difficulty: np.ndarray, flipped: np.ndarray | torch
     return float(flipped[hardest].sum() / flipped.sum())
 
 
-def run_curriculum_experiment(config: CurriculumConfig, *, progress: bool = False) -> pd.DataFrame:
-    """Run every regime x ordering x seed; tidy curves with columns regime, ordering, seed, step, budget, test_accuracy.
+_UNIT_FIELDS = ("dataset", "hidden", "noise_seed", "batch_size", "lr", "evals", "scoring", "scorer_steps",
+                "train_subset", "class_balanced")
 
-    Labels are flipped once per noise level (with `noise_seed`) and scored once per label set, so
-    every ordering and seed of a regime sees the same data and the same difficulty scores.
-    """
-    data = training_data(config)
+
+def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+    """One unit per regime, ordering and seed (labels flipped with `noise_seed`, the same for every seed)."""
+    common = {k: getattr(config, k) for k in _UNIT_FIELDS}
+    common["pacing"] = asdict(config.pacing)
+    return [make_unit(NAME, {**common, "regime": regime, "steps": steps, "noise": noise, "ordering": ordering}, seed, device)
+            for regime, steps, noise in config.regimes for ordering in config.orderings for seed in config.seeds]
+
+
+@functools.lru_cache(maxsize=8)
+def _scored(dataset: str, train_subset: int, noise: float, noise_seed: int, scoring: str, hidden: tuple,
+            scorer_steps: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Training labels (flipped at `noise`) and their difficulty scores, kept for the units of one process."""
+    data = cached_dataset(dataset)
     x, y = data.x_train, data.y_train
-    pacing = Pacing(**{**asdict(config.pacing), "min_size": config.batch_size})
-    frames = []
-    scored: dict[float, np.ndarray] = {}
-    runs = [(regime, steps, noise, ordering, seed) for regime, steps, noise in config.regimes
-            for ordering in config.orderings for seed in config.seeds]
-    for regime, steps, noise, ordering, seed in tqdm(runs, desc="curriculum runs", disable=not progress, leave=False):
-        y_train = flip_labels(y, noise, n_classes=data.n_classes, seed=config.noise_seed)[0] if noise else y
-        if noise not in scored:
-            scored[noise] = score_examples(config.scoring, x, y_train, hidden=config.hidden, steps=config.scorer_steps or None,
-                                           seed=config.noise_seed)
-        loop = LoopConfig(steps=steps, batch_size=config.batch_size, lr=config.lr, eval_every=max(1, steps // config.evals))
-        order = order_examples(scored[noise], ordering, seed=seed, labels=y_train if config.class_balanced else None)
-        curve = train_paced(x, y_train, data.x_test, data.y_test, order=order, pacing=pacing, loop=loop,
-                            hidden=config.hidden, seed=seed)
-        frames.append(curve.assign(regime=regime, ordering=ordering, seed=seed, budget=steps))
-    df = pd.concat(frames, ignore_index=True)
-    return df[["regime", "ordering", "seed", "budget", "step", "test_accuracy"]]
+    if train_subset:
+        x, y = x[:train_subset], y[:train_subset]
+    y_train = flip_labels(y, noise, n_classes=data.n_classes, seed=noise_seed)[0] if noise else y
+    scores = score_examples(scoring, x, y_train, hidden=hidden, steps=scorer_steps or None, seed=noise_seed)
+    return y_train, scores
 
 
-def default_results_dir() -> Path:
-    """Where the notebook writes its results when no results_dir is given."""
-    from paperlib.paths import results_dir
+def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
+    """One paced (or standard) training run: its test-accuracy curve."""
+    data = cached_dataset(config["dataset"])
+    x = data.x_train[: config["train_subset"]] if config["train_subset"] else data.x_train
+    y_train, scores = _scored(config["dataset"], config["train_subset"], float(config["noise"]), config["noise_seed"],
+                              config["scoring"], tuple(config["hidden"]), config["scorer_steps"])
+    pacing = Pacing(**{**config["pacing"], "min_size": config["batch_size"]})
+    steps = config["steps"]
+    loop = LoopConfig(steps=steps, batch_size=config["batch_size"], lr=config["lr"], eval_every=max(1, steps // config["evals"]))
+    order = order_examples(scores, config["ordering"], seed=seed, labels=y_train if config["class_balanced"] else None)
+    curve = train_paced(x, y_train, data.x_test, data.y_test, order=order, pacing=pacing, loop=loop,
+                        hidden=tuple(config["hidden"]), seed=seed)
+    curve = curve.assign(regime=config["regime"], ordering=config["ordering"], seed=seed, budget=steps)
+    return {"curves": curve[["regime", "ordering", "seed", "budget", "step", "test_accuracy"]]}
 
-    return results_dir("20_curriculum_pacing")
+
+class CurriculumResults(Results):
+    """`curves`: test accuracy during training per regime, ordering and seed."""
+
+    name = "curriculum"
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        return self.tables["curves"]
+
+    def summary(self) -> pd.DataFrame:
+        return final_accuracy(self.curves)
+
+    def findings(self) -> pd.DataFrame:
+        return curriculum_findings(self.curves)
 
 
-def save_results(curves: pd.DataFrame, config: CurriculumConfig, results_dir: str | Path | None = None) -> Path:
-    """Write curves.csv and config.json into results_dir (default: `default_results_dir()`); returns the folder."""
-    out = Path(results_dir) if results_dir else default_results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "curves.csv.tmp"
-    curves.to_csv(tmp, index=False)
-    tmp.replace(out / "curves.csv")
-    (out / "config.json").write_text(config.to_json() + "\n", encoding="utf-8")
-    return out
+def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
+        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
+        store: ResultStore | None = None) -> CurriculumResults:
+    """Every regime x ordering x seed, loaded from the store or computed."""
+    return run_experiment(units(config, device=device), lambda records: {"curves": stack(records, "curves")}, config,
+                          results_cls=CurriculumResults, results_dir=results_dir, progress=progress, rerun=rerun,
+                          jobs=jobs, executor=executor, scheduler=scheduler, store=store)
 
 
 def final_accuracy(curves: pd.DataFrame) -> pd.DataFrame:
     """Per regime and ordering: mean, seed standard deviation and count of the final test accuracy."""
     last = curves.loc[curves["step"] == curves["budget"]]
-    g = last.groupby(["regime", "ordering"], sort=False)["test_accuracy"]
-    out = g.agg(mean="mean", std=lambda s: float(s.std(ddof=1)) if len(s) > 1 else 0.0, n="count").reset_index()
-    return out
+    return summarize(last, ["regime", "ordering"], value="test_accuracy")
 
 
 def compare_to_standard(summary: pd.DataFrame, *, baseline: str = "standard") -> pd.DataFrame:
@@ -535,8 +549,8 @@ def _expected_verdicts(reference: pd.DataFrame) -> dict[str, str]:
 
 def curriculum_findings(curves: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """One sentence per regime, computed from the runs: does curriculum beat standard training, and does
-    that agree with the published finding (`load_curriculum_reference()` by default)?"""
-    expected_by_regime = _expected_verdicts(load_curriculum_reference() if reference is None else reference)
+    that agree with the published finding (`data/references/curriculum_wu2021.csv` by default)?"""
+    expected_by_regime = _expected_verdicts(load_reference(REFERENCE) if reference is None else reference)
     comp = compare_to_standard(final_accuracy(curves))
     rows = []
     for regime, part in comp.groupby("regime", sort=False):
@@ -566,15 +580,3 @@ def curriculum_findings(curves: pd.DataFrame, reference: pd.DataFrame | None = N
             text += f". Wu et al. (2021) report {wu} here; our runs {'agree' if agrees else 'do not agree'}"
         rows.append({"regime": regime, "verdict": c.verdict, "expected": expected, "agrees": agrees, "finding": text + "."})
     return pd.DataFrame(rows)
-
-
-def findings_markdown(curves: pd.DataFrame) -> str:
-    """The findings as a Markdown bullet list (for display in the notebook)."""
-    return "\n".join(f"- {f}" for f in curriculum_findings(curves)["finding"])
-
-
-def load_curriculum_reference() -> pd.DataFrame:
-    """The published findings this notebook compares against (data/references/curriculum_wu2021.csv)."""
-    from paperlib.paths import shipped_dir
-
-    return pd.read_csv(shipped_dir() / "references" / "curriculum_wu2021.csv")

@@ -4,52 +4,29 @@ supervision with the performance gap recovered (PGR).
 
 Every run uses `training.train_loop`. Per-example targets (teacher logits, past predictions)
 are looked up by row id: the loop is given `y = arange(n)` and the loss reads the targets of
-the batch's ids.
+the batch's ids. One unit is one part (kd, pskd, w2s) for one seed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from paperlib.experiments.calibration import expected_calibration_error
-from paperlib.experiments.datasets import Dataset, load_dataset
+from paperlib.experiments.calibration import expected_calibration_error, reliability_table
+from paperlib.experiments.datasets import Dataset, cached_dataset
+from paperlib.experiments.findings import against_reference, compare_paired, summarize
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
+from paperlib.experiments.losses import confidence_loss, distillation_loss, soft_cross_entropy
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
+from paperlib.store import ResultStore, load_reference
 
-# --------------------------------------------------------------------------- losses
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against a target distribution per row: mean of -sum_k q_k log p_k."""
-    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
-
-
-def distillation_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    temperature: float,
-    alpha: float,
-) -> torch.Tensor:
-    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, y).
-
-    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones.
-    """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    t = temperature
-    soft = F.kl_div(
-        F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits / t, dim=1), reduction="batchmean"
-    )
-    hard = F.cross_entropy(student_logits, y)
-    return alpha * t * t * soft + (1.0 - alpha) * hard
+NAME = "distillation.experiment"
+CODE_VERSION = 1
 
 
 def pskd_alpha(epoch: int, n_epochs: int, alpha_final: float = 0.8) -> float:
@@ -63,15 +40,6 @@ def pskd_targets(y: torch.Tensor, past_probs: torch.Tensor, alpha_t: float) -> t
     """Refined targets (1 - alpha_t) * onehot(y) + alpha_t * p_{t-1}(x)."""
     one_hot = F.one_hot(y, past_probs.shape[1]).to(past_probs.dtype)
     return (1.0 - alpha_t) * one_hot + alpha_t * past_probs
-
-
-def confidence_loss(logits: torch.Tensor, weak_probs: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Burns et al.'s auxiliary confidence loss: (1 - a) CE(f, weak) + a CE(f, hardened f).
-
-    The student's own argmax (detached) is the hardened target, so it may disagree with the weak labels.
-    """
-    hardened = logits.detach().argmax(1)
-    return (1.0 - alpha) * soft_cross_entropy(logits, weak_probs) + alpha * F.cross_entropy(logits, hardened)
 
 
 def performance_gap_recovered(weak: float, student: float, ceiling: float) -> float:
@@ -211,8 +179,6 @@ def train_on_weak_labels(
 class KDConfig:
     """Knowledge distillation: a wide teacher, a narrow student, a grid of T and alpha."""
 
-    dataset: str = "mnist-5k"
-    seeds: tuple[int, ...] = (0, 1, 2)
     teacher_hidden: tuple[int, ...] = (128, 128)
     student_hidden: tuple[int, ...] = (32,)
     teacher_steps: int = 1000
@@ -224,43 +190,10 @@ class KDConfig:
     train_size: int = 0  # 0: the whole training split
 
 
-def _subset(data: Dataset, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if n <= 0 or n >= len(data.x_train):
-        return data.x_train, data.y_train
-    idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:n]
-    return data.x_train[idx], data.y_train[idx]
-
-
-def run_kd(config: KDConfig, *, data: Dataset | None = None) -> pd.DataFrame:
-    """Tidy rows (seed, model, temperature, alpha, metric='accuracy', value) of teacher, label-only student and KD students."""
-    data = data or load_dataset(config.dataset)
-    rows = []
-    loop = lambda steps: LoopConfig(steps=steps, batch_size=config.batch_size, lr=config.lr)
-    for seed in config.seeds:
-        x, y = _subset(data, config.train_size, seed)
-        teacher = make_mlp(data.n_features, config.teacher_hidden, data.n_classes, seed=seed)
-        train_loop(teacher, x, y, loop(config.teacher_steps), seed=seed)
-        rows.append(dict(seed=seed, model="teacher", temperature=float("nan"), alpha=float("nan"),
-                         value=accuracy(teacher, data.x_test, data.y_test)))
-        t_logits = predict_logits(teacher, x)
-        grid = [(1.0, 0.0)] + [(t, a) for a in config.alphas for t in config.temperatures]
-        for t, a in grid:
-            student = make_mlp(data.n_features, config.student_hidden, data.n_classes, seed=seed + 1000)
-            train_student(student, x, y, t_logits, loop(config.student_steps), temperature=t, alpha=a, seed=seed)
-            rows.append(dict(seed=seed, model="labels only" if a == 0 else "distilled",
-                             temperature=float("nan") if a == 0 else t, alpha=a,
-                             value=accuracy(student, data.x_test, data.y_test)))
-    df = pd.DataFrame(rows)
-    df.insert(3, "metric", "accuracy")
-    return df
-
-
 @dataclass(frozen=True)
 class PSKDConfig:
     """Progressive self-knowledge distillation against plain training, same model and epochs."""
 
-    dataset: str = "mnist-5k"
-    seeds: tuple[int, ...] = (0, 1, 2)
     hidden: tuple[int, ...] = (128, 128)
     epochs: int = 30
     batch_size: int = 128
@@ -270,45 +203,10 @@ class PSKDConfig:
     train_size: int = 0  # 0: the whole training split
 
 
-def run_pskd(config: PSKDConfig, *, data: Dataset | None = None) -> tuple[pd.DataFrame, dict[tuple[str, int], torch.Tensor]]:
-    """Rows (seed, method, metric in accuracy/ece/nll, value) and the test probabilities of each (method, seed)."""
-    data = data or load_dataset(config.dataset)
-    rows, probs = [], {}
-    for seed in config.seeds:
-        x, y = _subset(data, config.train_size, seed)
-        for method, a in (("plain", 0.0), ("PS-KD", config.alpha_final)):
-            model = make_mlp(data.n_features, config.hidden, data.n_classes, seed=seed)
-            train_pskd(model, x, y, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                       alpha_final=a, seed=seed)
-            logits = predict_logits(model, data.x_test).cpu()
-            p = torch.softmax(logits, 1)
-            probs[(method, seed)] = p
-            rows += [
-                dict(seed=seed, method=method, metric="accuracy", value=float((p.argmax(1) == data.y_test).float().mean())),
-                dict(seed=seed, method=method, metric="ece", value=expected_calibration_error(p, data.y_test, n_bins=config.n_bins)),
-                dict(seed=seed, method=method, metric="nll", value=float(F.cross_entropy(logits, data.y_test))),
-            ]
-    return pd.DataFrame(rows), probs
-
-
-def reliability_by_method(probs: dict[tuple[str, int], torch.Tensor], y: torch.Tensor, *, n_bins: int = 15) -> dict[str, pd.DataFrame]:
-    """Reliability table per method, pooling the test predictions of all its seeds."""
-    from paperlib.experiments.calibration import reliability_table
-
-    methods = dict.fromkeys(m for m, _ in probs)
-    out = {}
-    for m in methods:
-        keys = [k for k in probs if k[0] == m]
-        out[m] = reliability_table(torch.cat([probs[k] for k in keys]), y.repeat(len(keys)), n_bins=n_bins)
-    return out
-
-
 @dataclass(frozen=True)
 class W2SConfig:
     """Weak-to-strong: a small supervisor trained on few labels labels a held-out half for a wide student."""
 
-    dataset: str = "mnist-5k"
-    seeds: tuple[int, ...] = (0, 1, 2)
     weak_hidden: tuple[int, ...] = (8,)
     weak_train_size: int = 200  # true labels the weak supervisor sees
     weak_steps: int = 300
@@ -320,40 +218,119 @@ class W2SConfig:
     warmup_fraction: float = 0.2
 
 
-def run_weak_to_strong(config: W2SConfig, *, data: Dataset | None = None) -> pd.DataFrame:
-    """Rows (seed, model in weak/student/student + confidence loss/ceiling, metric='accuracy', value)."""
-    data = data or load_dataset(config.dataset)
+@dataclass(frozen=True)
+class Config:
+    """The notebook's three experiments on one data set and the same seeds."""
+
+    dataset: str = "mnist-5k"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    kd: KDConfig = field(default_factory=KDConfig)
+    pskd: PSKDConfig = field(default_factory=PSKDConfig)
+    w2s: W2SConfig = field(default_factory=W2SConfig)
+
+    @classmethod
+    def quick(cls, **changes) -> "Config":
+        """Smoke settings: tiny models, few steps, one seed."""
+        base = dict(seeds=(0,),
+                    kd=KDConfig(teacher_hidden=(32,), student_hidden=(8,), teacher_steps=60, student_steps=40,
+                                temperatures=(1.0, 4.0), alphas=(0.9,), train_size=1000),
+                    pskd=PSKDConfig(hidden=(32,), epochs=3, batch_size=100, train_size=600),
+                    w2s=W2SConfig(weak_steps=40, strong_hidden=(32,), strong_steps=40))
+        return cls(**{**base, **changes})
+
+
+def _subset(data: Dataset, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if n <= 0 or n >= len(data.x_train):
+        return data.x_train, data.y_train
+    idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))[:n]
+    return data.x_train[idx], data.y_train[idx]
+
+
+def kd_rows(config: KDConfig, data: Dataset, seed: int) -> pd.DataFrame:
+    """Tidy rows (seed, model, temperature, alpha, metric='accuracy', value) of teacher, label-only student and KD students."""
     rows = []
+    loop = lambda steps: LoopConfig(steps=steps, batch_size=config.batch_size, lr=config.lr)
+    x, y = _subset(data, config.train_size, seed)
+    teacher = make_mlp(data.n_features, config.teacher_hidden, data.n_classes, seed=seed)
+    train_loop(teacher, x, y, loop(config.teacher_steps), seed=seed)
+    rows.append(dict(seed=seed, model="teacher", temperature=float("nan"), alpha=float("nan"),
+                     value=accuracy(teacher, data.x_test, data.y_test)))
+    t_logits = predict_logits(teacher, x)
+    grid = [(1.0, 0.0)] + [(t, a) for a in config.alphas for t in config.temperatures]
+    for t, a in grid:
+        student = make_mlp(data.n_features, config.student_hidden, data.n_classes, seed=seed + 1000)
+        train_student(student, x, y, t_logits, loop(config.student_steps), temperature=t, alpha=a, seed=seed)
+        rows.append(dict(seed=seed, model="labels only" if a == 0 else "distilled",
+                         temperature=float("nan") if a == 0 else t, alpha=a,
+                         value=accuracy(student, data.x_test, data.y_test)))
+    df = pd.DataFrame(rows)
+    df.insert(3, "metric", "accuracy")
+    return df
+
+
+def pskd_rows(config: PSKDConfig, data: Dataset, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows (seed, method, metric in accuracy/ece/nll, value) and the reliability bins of each method's test predictions."""
+    rows, bins = [], []
+    x, y = _subset(data, config.train_size, seed)
+    for method, a in (("plain", 0.0), ("PS-KD", config.alpha_final)):
+        model = make_mlp(data.n_features, config.hidden, data.n_classes, seed=seed)
+        train_pskd(model, x, y, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                   alpha_final=a, seed=seed)
+        logits = predict_logits(model, data.x_test).cpu()
+        p = torch.softmax(logits, 1)
+        rows += [
+            dict(seed=seed, method=method, metric="accuracy", value=float((p.argmax(1) == data.y_test).float().mean())),
+            dict(seed=seed, method=method, metric="ece", value=expected_calibration_error(p, data.y_test, n_bins=config.n_bins)),
+            dict(seed=seed, method=method, metric="nll", value=float(F.cross_entropy(logits, data.y_test))),
+        ]
+        bins.append(reliability_table(p, data.y_test, n_bins=config.n_bins).assign(method=method, seed=seed))
+    return pd.DataFrame(rows), pd.concat(bins, ignore_index=True)
+
+
+def reliability_by_method(bins: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Reliability table per method, pooling the test predictions of all its seeds (count-weighted bins)."""
+    out = {}
+    for method, part in bins.groupby("method", sort=False):
+        part = part.assign(conf_sum=part["confidence"].fillna(0) * part["count"],
+                           acc_sum=part["accuracy"].fillna(0) * part["count"])
+        g = part.groupby(["bin", "lo", "hi"], as_index=False)[["count", "conf_sum", "acc_sum"]].sum()
+        nonzero = g["count"] > 0
+        g["confidence"] = (g["conf_sum"] / g["count"]).where(nonzero)
+        g["accuracy"] = (g["acc_sum"] / g["count"]).where(nonzero)
+        out[method] = g[["bin", "lo", "hi", "count", "confidence", "accuracy"]]
+    return out
+
+
+def w2s_rows(config: W2SConfig, data: Dataset, seed: int) -> pd.DataFrame:
+    """Rows (seed, model in weak/student/student + confidence loss/ceiling, metric='accuracy', value)."""
     n = len(data.x_train)
-    for seed in config.seeds:
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        half = n // 2
-        weak_idx = perm[:half][: config.weak_train_size]
-        strong_idx = perm[half:]
-        xs, ys = data.x_train[strong_idx], data.y_train[strong_idx]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    half = n // 2
+    weak_idx = perm[:half][: config.weak_train_size]
+    strong_idx = perm[half:]
+    xs, ys = data.x_train[strong_idx], data.y_train[strong_idx]
 
-        weak = make_mlp(data.n_features, config.weak_hidden, data.n_classes, seed=seed)
-        train_loop(weak, data.x_train[weak_idx], data.y_train[weak_idx],
-                   LoopConfig(steps=config.weak_steps, batch_size=config.batch_size, lr=config.lr), seed=seed)
-        weak_probs = torch.softmax(predict_logits(weak, xs), 1)
-        acc = {"weak": accuracy(weak, data.x_test, data.y_test)}
+    weak = make_mlp(data.n_features, config.weak_hidden, data.n_classes, seed=seed)
+    train_loop(weak, data.x_train[weak_idx], data.y_train[weak_idx],
+               LoopConfig(steps=config.weak_steps, batch_size=config.batch_size, lr=config.lr), seed=seed)
+    weak_probs = torch.softmax(predict_logits(weak, xs), 1)
+    acc = {"weak": accuracy(weak, data.x_test, data.y_test)}
 
-        loop = LoopConfig(steps=config.strong_steps, batch_size=config.batch_size, lr=config.lr)
-        for name, aux in (("student", 0.0), ("student + confidence loss", config.aux_alpha)):
-            strong = make_mlp(data.n_features, config.strong_hidden, data.n_classes, seed=seed + 1000)
-            train_on_weak_labels(strong, xs, weak_probs, loop, seed=seed, aux_alpha=aux,
-                                 warmup_fraction=config.warmup_fraction)
-            acc[name] = accuracy(strong, data.x_test, data.y_test)
-        ceiling = make_mlp(data.n_features, config.strong_hidden, data.n_classes, seed=seed + 1000)
-        train_loop(ceiling, xs, ys, loop, seed=seed)
-        acc["ceiling"] = accuracy(ceiling, data.x_test, data.y_test)
-        acc["weak labels on student data"] = float((weak_probs.argmax(1).cpu() == ys).float().mean())
-        rows += [dict(seed=seed, model=k, metric="accuracy", value=v) for k, v in acc.items()]
-    return pd.DataFrame(rows)
+    loop = LoopConfig(steps=config.strong_steps, batch_size=config.batch_size, lr=config.lr)
+    for name, aux in (("student", 0.0), ("student + confidence loss", config.aux_alpha)):
+        strong = make_mlp(data.n_features, config.strong_hidden, data.n_classes, seed=seed + 1000)
+        train_on_weak_labels(strong, xs, weak_probs, loop, seed=seed, aux_alpha=aux,
+                             warmup_fraction=config.warmup_fraction)
+        acc[name] = accuracy(strong, data.x_test, data.y_test)
+    ceiling = make_mlp(data.n_features, config.strong_hidden, data.n_classes, seed=seed + 1000)
+    train_loop(ceiling, xs, ys, loop, seed=seed)
+    acc["ceiling"] = accuracy(ceiling, data.x_test, data.y_test)
+    acc["weak labels on student data"] = float((weak_probs.argmax(1).cpu() == ys).float().mean())
+    return pd.DataFrame([dict(seed=seed, model=k, metric="accuracy", value=v) for k, v in acc.items()])
 
 
 def pgr_table(df: pd.DataFrame) -> pd.DataFrame:
-    """PGR per seed and student kind from `run_weak_to_strong` rows: (seed, model, metric='pgr', value)."""
+    """PGR per seed and student kind from the weak-to-strong rows: (seed, model, metric='pgr', value)."""
     wide = df[df["metric"] == "accuracy"].pivot_table(index="seed", columns="model", values="value")
     rows = []
     for seed, r in wide.iterrows():
@@ -363,17 +340,47 @@ def pgr_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_configs(dataset: str, seeds: Sequence[int], quick: bool) -> tuple[KDConfig, PSKDConfig, W2SConfig]:
-    """The notebook's three experiment configs from its parameters; `quick` shrinks every run for tests."""
-    seeds = tuple(int(s) for s in seeds)
-    kd, pskd, w2s = KDConfig(dataset=dataset, seeds=seeds), PSKDConfig(dataset=dataset, seeds=seeds), W2SConfig(dataset=dataset, seeds=seeds)
-    if quick:
-        seeds = seeds[:1]
-        kd = replace(kd, seeds=seeds, teacher_hidden=(32,), student_hidden=(8,), teacher_steps=60, student_steps=40,
-                     temperatures=(1.0, 4.0), alphas=(0.9,), train_size=1000)
-        pskd = replace(pskd, seeds=seeds, hidden=(32,), epochs=3, batch_size=100, train_size=600)
-        w2s = replace(w2s, seeds=seeds, weak_steps=40, strong_hidden=(32,), strong_steps=40)
-    return kd, pskd, w2s
+_PARTS = {"kd": KDConfig, "pskd": PSKDConfig, "w2s": W2SConfig}
+
+
+def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+    """One unit per part (kd, pskd, w2s) and seed."""
+    return [make_unit(NAME, {"part": part, "dataset": config.dataset, **asdict(getattr(config, part))}, seed, device)
+            for part in _PARTS for seed in config.seeds]
+
+
+def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
+    """One part for one seed."""
+    settings = dict(config)
+    part, data = settings.pop("part"), cached_dataset(settings.pop("dataset"))
+    settings = _PARTS[part](**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+    if part == "kd":
+        return {"kd": kd_rows(settings, data, seed)}
+    if part == "pskd":
+        rows, bins = pskd_rows(settings, data, seed)
+        return {"pskd": rows, "reliability": bins}
+    return {"weak_to_strong": w2s_rows(settings, data, seed)}
+
+
+class DistillationResults(Results):
+    """`kd`, `pskd`, `reliability` (PS-KD's confidence bins per seed) and `weak_to_strong` tables."""
+
+    name = "distillation"
+
+    def findings(self) -> pd.DataFrame:
+        return distillation_findings(self.tables["kd"], self.tables["pskd"], self.tables["weak_to_strong"])
+
+
+def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
+        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
+        store: ResultStore | None = None) -> DistillationResults:
+    """All three experiments for every seed, loaded from the store or computed."""
+    def assemble(records):
+        return {name: stack(records, name) for name in ("kd", "pskd", "reliability", "weak_to_strong")}
+
+    return run_experiment(units(config, device=device), assemble, config, results_cls=DistillationResults,
+                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
+                          scheduler=scheduler, store=store)
 
 
 # --------------------------------------------------------------------------- findings
@@ -392,8 +399,6 @@ def distillation_findings(
 ) -> pd.DataFrame:
     """One measured sentence per comparison the papers make (key, finding), each checked
     against the direction in `data/references/distillation.csv`."""
-    from paperlib.experiments.findings import against_reference, compare_paired, load_reference
-
     ref = (reference if reference is not None else load_reference("distillation")).set_index("key")
     rows = []
     if kd is not None:
@@ -416,8 +421,6 @@ def distillation_findings(
         c = compare_paired(part, col, r["a"], r["b"], metric=f"test {r['metric']}", decimals=4)
         rows.append((key, against_reference(c, r["expected"], _source(r))))
     if w2s is not None:
-        from paperlib.experiments.findings import summarize
-
         p = summarize(pgr_table(w2s), ["model"])
         text = "; ".join(f"{m}: PGR {mu:.2f} ± {sd:.2f}" for m, mu, sd in zip(p["model"], p["mean"], p["std"]))
         r = ref.loc["w2s_confidence"]

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from paperlib.experiments.datasets import Dataset, load_dataset
+from paperlib.experiments.continual.streams import permuted_tasks
+from paperlib.experiments.datasets import Dataset, cached_dataset
+from paperlib.experiments.findings import compare_paired, summarize
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, train_loop
+from paperlib.store import ResultStore, load_reference
+
+NAME = "editing.experiment"
+CODE_VERSION = 1
 
 Vector = dict[str, torch.Tensor]
 
@@ -96,7 +104,7 @@ def ssd_dampen(model: nn.Module, imp_forget: Vector, imp_all: Vector, *, alpha: 
 
 
 @dataclass(frozen=True)
-class EditingConfig:
+class Config:
     """Task arithmetic (negation on one class, addition over permuted tasks) and SSD on one forget class."""
 
     dataset: str = "mnist-5k"
@@ -114,13 +122,11 @@ class EditingConfig:
     ssd_alpha: float = 10.0  # selection threshold (Foster et al.)
     ssd_lambda: float = 1.0  # dampening constant (Foster et al.)
 
-
-def make_config(dataset: str, seeds: Sequence[int], quick: bool) -> EditingConfig:
-    """The notebook's config from its parameters; `quick` shrinks the runs for tests."""
-    cfg = EditingConfig(dataset=dataset, seeds=tuple(int(s) for s in seeds))
-    if quick:
-        cfg = replace(cfg, seeds=cfg.seeds[:1], hidden=(32,), pretrain_steps=80, finetune_steps=30, scales=(0.0, 0.5, 1.0))
-    return cfg
+    @classmethod
+    def quick(cls, **changes) -> "Config":
+        """Smoke settings: a 32-unit network, few steps, three scales, one seed."""
+        base = dict(seeds=(0,), hidden=(32,), pretrain_steps=80, finetune_steps=30, scales=(0.0, 0.5, 1.0))
+        return cls(**{**base, **changes})
 
 
 def _split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +135,7 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.
     return perm[k:], perm[:k]
 
 
-def _loop(cfg: EditingConfig, steps: int) -> LoopConfig:
+def _loop(cfg: Config, steps: int) -> LoopConfig:
     return LoopConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr)
 
 
@@ -137,73 +143,101 @@ def _acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return accuracy(model, x, y) if len(y) else float("nan")
 
 
-def run_editing(config: EditingConfig, *, data: Dataset | None = None) -> pd.DataFrame:
-    """Tidy rows (seed, experiment, method, scale, split, metric, value) for negation, addition and unlearning."""
-    from paperlib.experiments.continual.streams import permuted_tasks
+def editing_rows(config: Config, data: Dataset, seed: int) -> pd.DataFrame:
+    """Tidy rows (seed, experiment, method, scale, split, metric, value) for negation, addition and unlearning.
 
-    data = data or load_dataset(config.dataset)
+    The "seconds" rows are wall-clock times of this run: they vary between runs and machines.
+    """
     rows: list[dict] = []
     c = config.forget_class
 
     def add(seed, experiment, method, scale, split, metric, value):
         rows.append(dict(seed=seed, experiment=experiment, method=method, scale=scale, split=split, metric=metric, value=value))
 
-    for seed in config.seeds:
-        fit, val = _split(len(data.x_train), config.val_fraction, seed)
-        x_fit, y_fit, x_val, y_val = data.x_train[fit], data.y_train[fit], data.x_train[val], data.y_train[val]
-        t0 = time.perf_counter()
-        pre = make_mlp(data.n_features, config.hidden, data.n_classes, seed=seed)
-        train_loop(pre, x_fit, y_fit, _loop(config, config.pretrain_steps), seed=seed)
-        train_seconds = time.perf_counter() - t0
+    fit, val = _split(len(data.x_train), config.val_fraction, seed)
+    x_fit, y_fit, x_val, y_val = data.x_train[fit], data.y_train[fit], data.x_train[val], data.y_train[val]
+    t0 = time.perf_counter()
+    pre = make_mlp(data.n_features, config.hidden, data.n_classes, seed=seed)
+    train_loop(pre, x_fit, y_fit, _loop(config, config.pretrain_steps), seed=seed)
+    train_seconds = time.perf_counter() - t0
 
-        # --- negation: forget class c
-        is_c = {"val": y_val == c, "test": data.y_test == c}
-        xs = {"val": x_val, "test": data.x_test}
-        ys = {"val": y_val, "test": data.y_test}
-        t0 = time.perf_counter()
+    # --- negation: forget class c
+    is_c = {"val": y_val == c, "test": data.y_test == c}
+    xs = {"val": x_val, "test": data.x_test}
+    ys = {"val": y_val, "test": data.y_test}
+    t0 = time.perf_counter()
+    ft = copy.deepcopy(pre)
+    train_loop(ft, x_fit[y_fit == c], y_fit[y_fit == c], _loop(config, config.finetune_steps), seed=seed + 1)
+    tau = task_vector(ft, pre)
+    negation_seconds = time.perf_counter() - t0
+    for s in config.scales:
+        edited = apply_vector(pre, tau, -s)
+        for split in ("val", "test"):
+            add(seed, "negation", "task negation", s, split, "target accuracy", _acc(edited, xs[split][is_c[split]], ys[split][is_c[split]]))
+            add(seed, "negation", "task negation", s, split, "control accuracy", _acc(edited, xs[split][~is_c[split]], ys[split][~is_c[split]]))
+
+    # --- addition: permuted tasks fine-tuned from a model pretrained on the original images
+    tasks = permuted_tasks(data, config.n_added_tasks + 1, seed=seed, identity_first=True)
+    vectors = []
+    for k, task in enumerate(tasks[1:], start=1):
         ft = copy.deepcopy(pre)
-        train_loop(ft, x_fit[y_fit == c], y_fit[y_fit == c], _loop(config, config.finetune_steps), seed=seed + 1)
-        tau = task_vector(ft, pre)
-        negation_seconds = time.perf_counter() - t0
-        for s in config.scales:
-            edited = apply_vector(pre, tau, -s)
-            for split in ("val", "test"):
-                add(seed, "negation", "task negation", s, split, "target accuracy", _acc(edited, xs[split][is_c[split]], ys[split][is_c[split]]))
-                add(seed, "negation", "task negation", s, split, "control accuracy", _acc(edited, xs[split][~is_c[split]], ys[split][~is_c[split]]))
+        train_loop(ft, task.x_train[fit], task.y_train[fit], _loop(config, config.finetune_steps), seed=seed + 10 + k)
+        vectors.append(task_vector(ft, pre))
+        add(seed, "addition", "fine-tuned on its task", float("nan"), "test", f"{task.name} accuracy", _acc(ft, task.x_test, task.y_test))
+    summed = combine(vectors, [1.0] * len(vectors))
+    for s in config.scales:
+        edited = apply_vector(pre, summed, s)
+        for k, task in enumerate(tasks):
+            add(seed, "addition", "task addition", s, "val", f"{task.name} accuracy", _acc(edited, task.x_train[val], task.y_train[val]))
+            add(seed, "addition", "task addition", s, "test", f"{task.name} accuracy", _acc(edited, task.x_test, task.y_test))
 
-        # --- addition: permuted tasks fine-tuned from a model pretrained on the original images
-        tasks = permuted_tasks(data, config.n_added_tasks + 1, seed=seed, identity_first=True)
-        vectors = []
-        for k, task in enumerate(tasks[1:], start=1):
-            ft = copy.deepcopy(pre)
-            train_loop(ft, task.x_train[fit], task.y_train[fit], _loop(config, config.finetune_steps), seed=seed + 10 + k)
-            vectors.append(task_vector(ft, pre))
-            add(seed, "addition", "fine-tuned on its task", float("nan"), "test", f"{task.name} accuracy", _acc(ft, task.x_test, task.y_test))
-        summed = combine(vectors, [1.0] * len(vectors))
-        for s in config.scales:
-            edited = apply_vector(pre, summed, s)
-            for k, task in enumerate(tasks):
-                add(seed, "addition", "task addition", s, "val", f"{task.name} accuracy", _acc(edited, task.x_train[val], task.y_train[val]))
-                add(seed, "addition", "task addition", s, "test", f"{task.name} accuracy", _acc(edited, task.x_test, task.y_test))
-
-        # --- unlearning class c: SSD and retraining without it
-        t0 = time.perf_counter()
-        imp_f = batch_importance(pre, x_fit[y_fit == c], y_fit[y_fit == c], batch_size=config.batch_size)
-        imp_d = batch_importance(pre, x_fit, y_fit, batch_size=config.batch_size)
-        ssd, n_damp = ssd_dampen(pre, imp_f, imp_d, alpha=config.ssd_alpha, lam=config.ssd_lambda)
-        ssd_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        retrain = make_mlp(data.n_features, config.hidden, data.n_classes, seed=seed + 500)
-        train_loop(retrain, x_fit[y_fit != c], y_fit[y_fit != c], _loop(config, config.pretrain_steps), seed=seed + 500)
-        retrain_seconds = time.perf_counter() - t0
-        models = {"original": (pre, train_seconds), "SSD": (ssd, ssd_seconds), "retrain without the class": (retrain, retrain_seconds)}
-        for name, (m, secs) in models.items():
-            add(seed, "unlearning", name, float("nan"), "test", "forget accuracy", _acc(m, data.x_test[is_c["test"]], data.y_test[is_c["test"]]))
-            add(seed, "unlearning", name, float("nan"), "test", "retain accuracy", _acc(m, data.x_test[~is_c["test"]], data.y_test[~is_c["test"]]))
-            add(seed, "unlearning", name, float("nan"), "test", "seconds", secs)
-        add(seed, "unlearning", "SSD", float("nan"), "test", "dampened parameters", float(n_damp))
-        add(seed, "unlearning", "task negation", float("nan"), "test", "seconds", negation_seconds)
+    # --- unlearning class c: SSD and retraining without it
+    t0 = time.perf_counter()
+    imp_f = batch_importance(pre, x_fit[y_fit == c], y_fit[y_fit == c], batch_size=config.batch_size)
+    imp_d = batch_importance(pre, x_fit, y_fit, batch_size=config.batch_size)
+    ssd, n_damp = ssd_dampen(pre, imp_f, imp_d, alpha=config.ssd_alpha, lam=config.ssd_lambda)
+    ssd_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    retrain = make_mlp(data.n_features, config.hidden, data.n_classes, seed=seed + 500)
+    train_loop(retrain, x_fit[y_fit != c], y_fit[y_fit != c], _loop(config, config.pretrain_steps), seed=seed + 500)
+    retrain_seconds = time.perf_counter() - t0
+    models = {"original": (pre, train_seconds), "SSD": (ssd, ssd_seconds), "retrain without the class": (retrain, retrain_seconds)}
+    for name, (m, secs) in models.items():
+        add(seed, "unlearning", name, float("nan"), "test", "forget accuracy", _acc(m, data.x_test[is_c["test"]], data.y_test[is_c["test"]]))
+        add(seed, "unlearning", name, float("nan"), "test", "retain accuracy", _acc(m, data.x_test[~is_c["test"]], data.y_test[~is_c["test"]]))
+        add(seed, "unlearning", name, float("nan"), "test", "seconds", secs)
+    add(seed, "unlearning", "SSD", float("nan"), "test", "dampened parameters", float(n_damp))
+    add(seed, "unlearning", "task negation", float("nan"), "test", "seconds", negation_seconds)
     return pd.DataFrame(rows)
+
+
+def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+    """One unit per seed: the pre-trained model, its edits and the unlearning runs."""
+    settings = {k: v for k, v in asdict(config).items() if k != "seeds"}
+    return [make_unit(NAME, settings, seed, device) for seed in config.seeds]
+
+
+def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
+    settings = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}, seeds=(seed,))
+    return {"editing": editing_rows(settings, cached_dataset(settings.dataset), seed)}
+
+
+class EditingResults(Results):
+    """`editing`: one row per seed, experiment, method, scale, split and metric."""
+
+    name = "editing"
+
+    def findings(self) -> pd.DataFrame:
+        return editing_findings(self.tables["editing"])
+
+
+def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
+        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
+        store: ResultStore | None = None) -> EditingResults:
+    """Every seed's edits, loaded from the store or computed."""
+    return run_experiment(units(config, device=device), lambda records: {"editing": stack(records, "editing")}, config,
+                          results_cls=EditingResults, results_dir=results_dir, progress=progress, rerun=rerun,
+                          jobs=jobs, executor=executor, scheduler=scheduler, store=store)
 
 
 def choose_negation_scale(df: pd.DataFrame, *, keep: float = 0.95) -> pd.DataFrame:
@@ -240,8 +274,6 @@ def choose_addition_scale(df: pd.DataFrame) -> pd.DataFrame:
 
 def editing_findings(df: pd.DataFrame, reference: pd.DataFrame | None = None, *, keep: float = 0.95) -> pd.DataFrame:
     """Measured sentences (key, finding) for negation, addition and SSD, each beside the paper's report."""
-    from paperlib.experiments.findings import compare_paired, load_reference, summarize
-
     ref = (reference if reference is not None else load_reference("editing")).set_index("key")
     rows = []
     neg = choose_negation_scale(df, keep=keep)

@@ -1,0 +1,114 @@
+"""The experiment behind each notebook, the units its default and quick settings need, and the
+honesty checks on the results shipped in `data/results/`.
+
+A notebook's defaults build exactly `Config()` of its experiment and `quick=True` builds
+`Config.quick()` (the tests check both), so the build can look up or compute a notebook's units
+before the notebook runs, and `verify` can say whether the shipped results still match the code.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from paperlib.experiments.runner import RunReport, Unit, experiment_module, run_units, unit_key
+from paperlib.store import ResultStore, shipped_results_dir
+
+# notebook stem -> experiment (module under paperlib.experiments)
+EXPERIMENTS = {
+    "10_ewc_permuted_mnist": "continual.ewc",
+    "11_three_scenarios": "continual.scenarios",
+    "12_rehearsal_schedules": "continual.rehearsal",
+    "20_curriculum_pacing": "curriculum.experiment",
+    "30_distillation": "distillation.experiment",
+    "50_editing_unlearning": "editing.experiment",
+}
+
+
+def notebook_config(notebook: str, *, quick: bool = False):
+    """The config a notebook builds from its default parameters (or with quick=True)."""
+    module = experiment_module(EXPERIMENTS[notebook])
+    return module.Config.quick() if quick else module.Config()
+
+
+def notebook_units(notebook: str, *, quick: bool = False, device: str = "cpu") -> list[Unit]:
+    """The units a notebook needs at its default parameters (or quick)."""
+    module = experiment_module(EXPERIMENTS[notebook])
+    return module.units(notebook_config(notebook, quick=quick), device=device)
+
+
+def shipped_units(notebooks: Iterable[str] | None = None) -> list[Unit]:
+    """Every unit the shipped layer must hold: each notebook at its defaults and in quick mode, on the CPU."""
+    out: dict[str, Unit] = {}
+    for nb in notebooks or EXPERIMENTS:
+        for quick in (False, True):
+            for u in notebook_units(nb, quick=quick):
+                out.setdefault(u.key, u)
+    return list(out.values())
+
+
+def verify(layer: str | Path | None = None) -> pd.DataFrame:
+    """One row per problem in a results layer (default: the shipped one): status "stale" (the unit's
+    key no longer matches its config under the current code version), "missing" (a notebook needs
+    it and the layer lacks it) or "unused" (no notebook default needs it). Empty when all is well."""
+    root = Path(layer) if layer is not None else shipped_results_dir()
+    store = ResultStore(root)
+    needed = {u.key: u for u in shipped_units()}
+    rows, present = [], set()
+    for rec in store.records(layer=root):
+        present.add(rec.key)
+        try:
+            version = experiment_module(rec.experiment).CODE_VERSION
+        except ModuleNotFoundError:
+            rows.append({"status": "stale", "experiment": rec.experiment, "key": rec.key, "seed": rec.seed,
+                         "reason": "no such experiment in this paperlib"})
+            continue
+        expected = unit_key(rec.experiment, version, rec.config, rec.seed, rec.device)
+        if expected != rec.key:
+            reason = (f"code version {rec.code_version} stored, {version} now" if rec.code_version != version
+                      else "its config no longer hashes to its key")
+            rows.append({"status": "stale", "experiment": rec.experiment, "key": rec.key, "seed": rec.seed, "reason": reason})
+        elif rec.key not in needed:
+            rows.append({"status": "unused", "experiment": rec.experiment, "key": rec.key, "seed": rec.seed,
+                         "reason": "no notebook default or quick setting needs it"})
+    for key, u in needed.items():
+        if key not in present:
+            rows.append({"status": "missing", "experiment": u.experiment, "key": key, "seed": u.seed,
+                         "reason": u.label()})
+    return pd.DataFrame(rows, columns=["status", "experiment", "key", "seed", "reason"])
+
+
+def refresh(pattern: str | None = None, *, layer: str | Path | None = None, jobs: int = 1, executor: str = "local",
+            scheduler: str | None = None, prune: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Recompute into a layer (default: the shipped one) every needed unit that is missing or stale,
+    and those whose experiment or label matches `pattern`; with `prune`, delete stale and unused
+    units. Returns the `verify` table from before the refresh."""
+    import shutil
+
+    root = Path(layer) if layer is not None else shipped_results_dir()
+    before = verify(root)
+    if prune:
+        for row in before[before["status"].isin(["stale", "unused"])].itertuples():
+            shutil.rmtree(root / row.experiment / row.key, ignore_errors=True)
+    todo = [u for u in shipped_units() if pattern is None or re.search(pattern, u.experiment) or re.search(pattern, u.label())]
+    run_units(todo, store=ResultStore(root), rerun=pattern if pattern else False, jobs=jobs, executor=executor,
+              scheduler=scheduler, progress=progress)
+    return before
+
+
+def precompute(notebooks: Iterable[str], *, quick: bool = False, rerun: bool | str = False, jobs: int = 1,
+               executor: str = "local", scheduler: str | None = None, store: ResultStore | None = None,
+               progress: bool = True) -> dict[str, RunReport]:
+    """Look up or compute the units of several notebooks in one pool (the build runs this before the
+    notebooks, which then load every number from the store). Returns each notebook's report."""
+    wanted = {nb: notebook_units(nb, quick=quick) for nb in notebooks if nb in EXPERIMENTS}
+    everything = [u for units in wanted.values() for u in units]
+    if not everything:
+        return {}
+    store = store if store is not None else ResultStore.default()
+    report = run_units(everything, store=store, rerun=rerun, jobs=jobs, executor=executor, scheduler=scheduler,
+                       progress=progress)
+    by_key = {r.key: r for r in report.records}
+    return {nb: RunReport.of(list({u.key: by_key[u.key] for u in units}.values())) for nb, units in wanted.items()}
