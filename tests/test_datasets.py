@@ -1,7 +1,6 @@
 """Data sets: the IDX reader, hash-checked downloads against a loopback HTTP server, and the loaders."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.server
 import threading

@@ -3,7 +3,6 @@ papermill without an error cell, and its checked summary cells reproduce under n
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 

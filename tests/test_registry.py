@@ -1,7 +1,6 @@
 """The notebook registry: reading metadata.paperlib, matching titles to the corpus, bad records."""
 from __future__ import annotations
 
-import json
 
 import nbformat
 import pandas as pd

@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -334,6 +334,7 @@ class Results:
     report: RunReport | None = field(default=None, repr=False)
 
     name = "results"  # file stem used by `save`
+    table_names: tuple[str, ...] = ()  # the tables every unit contributes rows to
 
     def __getitem__(self, table: str) -> pd.DataFrame:
         return self.tables[table]
@@ -358,14 +359,18 @@ class Results:
         return pd.DataFrame(columns=["key", "finding"])
 
 
-def run_experiment(units: Sequence[Unit], assemble: Callable[[list[UnitRecord]], dict], config: Any, *,
-                   results_cls: type = Results, results_dir: str | Path | None = None, progress: bool = True,
-                   rerun: bool | str = False, jobs: int = 1, executor: str = "local", scheduler: str | None = None,
+def run_experiment(units: Sequence[Unit], config: Any, results_cls: type = Results, *,
+                   results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
+                   jobs: int = 1, executor: str = "local", scheduler: str | None = None,
                    store: ResultStore | None = None) -> Results:
-    """The shared body of every theme's `run`: units through the store, tables assembled, saved if asked."""
+    """The shared body of every theme's `run`: each unit loaded from `store` (default: the user's
+    store over the shipped results) or computed (`jobs` local processes, or `executor="dask"` with
+    `scheduler`); `rerun` (True or a regex) recomputes; the tables of `results_cls.table_names`
+    stacked over units; everything written to `results_dir` when given."""
     report = run_units(units, store=store, rerun=rerun, jobs=jobs, executor=executor, scheduler=scheduler,
                        progress=progress)
-    results = results_cls(config, assemble(list(report.records)), report)
+    tables = {name: stack(report.records, name) for name in results_cls.table_names}
+    results = results_cls(config, tables, report)
     if results_dir is not None:
         results.save(results_dir)
     return results

@@ -8,7 +8,6 @@ first-layer Fisher after task A (one value per pixel).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,8 +15,7 @@ import pandas as pd
 from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks, run_stream
 from paperlib.experiments.continual.strategies import make_strategy
 from paperlib.experiments.datasets import cached_dataset
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
-from paperlib.store import ResultStore
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
 
 NAME = "continual.ewc"
 CODE_VERSION = 1
@@ -107,6 +105,7 @@ class EWCResults(Results):
     """`curves`, `final` and `fisher` (first-layer Fisher after task A, per pixel) tables."""
 
     name = "ewc_figure"
+    table_names = ('curves', 'final', 'fisher')
 
     @property
     def curves(self) -> pd.DataFrame:
@@ -126,16 +125,13 @@ class EWCResults(Results):
         return pd.DataFrame({"key": ["figure 2A"], "finding": [ewc_figure_findings(self, self.config)]})
 
 
-def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
-        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
-        store: ResultStore | None = None) -> EWCResults:
-    """Every stream of `config`, loaded from the store or computed."""
-    def assemble(records):
-        return {name: stack(records, name) for name in ("curves", "final", "fisher")}
+def run(config: Config, *, device: str = "cpu", **options) -> EWCResults:
+    """Every stream of `config`, loaded from the store or computed.
 
-    return run_experiment(units(config, device=device), assemble, config, results_cls=EWCResults,
-                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
-                          scheduler=scheduler, store=store)
+    Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
+    `paperlib.experiments.runner.run_experiment`.
+    """
+    return run_experiment(units(config, device=device), config, EWCResults, **options)
 
 
 def first_layer_fisher_image(ewc_strategy, image_shape: tuple[int, int]) -> np.ndarray:

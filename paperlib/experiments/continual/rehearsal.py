@@ -15,7 +15,6 @@ One unit is one (method, seed) stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -24,8 +23,8 @@ from paperlib.experiments.continual.strategies import EWC, Replay, Strategy
 from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks, run_stream
 from paperlib.experiments.datasets import cached_dataset
 from paperlib.experiments.findings import against_reference, compare_paired
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
-from paperlib.store import ResultStore, load_reference
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
+from paperlib.store import load_reference
 
 NAME = "continual.rehearsal"
 CODE_VERSION = 1
@@ -200,21 +199,19 @@ class RehearsalResults(Results):
     """`final` (accuracy per task after each task), `curves` and `revisits` (the rehearsal logs)."""
 
     name = "rehearsal"
+    table_names = ('final', 'curves', 'revisits')
 
     def findings(self) -> pd.DataFrame:
         return rehearsal_findings(self.tables["final"])
 
 
-def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
-        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
-        store: ResultStore | None = None) -> RehearsalResults:
-    """Every schedule and EWC on the same stream per seed, loaded from the store or computed."""
-    def assemble(records):
-        return {name: stack(records, name) for name in ("final", "curves", "revisits")}
+def run(config: Config, *, device: str = "cpu", **options) -> RehearsalResults:
+    """Every schedule and EWC on the same stream per seed, loaded from the store or computed.
 
-    return run_experiment(units(config, device=device), assemble, config, results_cls=RehearsalResults,
-                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
-                          scheduler=scheduler, store=store)
+    Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
+    `paperlib.experiments.runner.run_experiment`.
+    """
+    return run_experiment(units(config, device=device), config, RehearsalResults, **options)
 
 
 def final_average_accuracy(final: pd.DataFrame) -> pd.DataFrame:

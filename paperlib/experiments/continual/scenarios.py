@@ -8,7 +8,6 @@ The claims the paper makes are checked against the measured numbers (`check_clai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,8 +16,8 @@ from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks,
 from paperlib.experiments.continual.strategies import make_strategy
 from paperlib.experiments.datasets import cached_dataset
 from paperlib.experiments.findings import summarize
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
-from paperlib.store import ResultStore, load_reference as _load_reference
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
+from paperlib.store import load_reference as _load_reference
 
 NAME = "continual.scenarios"
 CODE_VERSION = 1
@@ -130,6 +129,7 @@ class ScenarioResults(Results):
     """`runs`: one row per (protocol, method, scenario, seed); `accuracy`: the accuracy matrices."""
 
     name = "three_scenarios"
+    table_names = ('runs', 'accuracy')
 
     @property
     def table(self) -> pd.DataFrame:
@@ -143,16 +143,13 @@ class ScenarioResults(Results):
         return check_claims(self.summary())
 
 
-def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
-        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
-        store: ResultStore | None = None) -> ScenarioResults:
-    """Every unit of `config`, loaded from the store or computed; see `paperlib.experiments.runner`."""
-    def assemble(records):
-        return {"runs": stack(records, "runs"), "accuracy": stack(records, "accuracy")}
+def run(config: Config, *, device: str = "cpu", **options) -> ScenarioResults:
+    """Every unit of `config`, loaded from the store or computed; see `paperlib.experiments.runner`.
 
-    return run_experiment(units(config, device=device), assemble, config, results_cls=ScenarioResults,
-                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
-                          scheduler=scheduler, store=store)
+    Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
+    `paperlib.experiments.runner.run_experiment`.
+    """
+    return run_experiment(units(config, device=device), config, ScenarioResults, **options)
 
 
 def summarize_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ is used for one run; make a fresh one per run.
 from __future__ import annotations
 
 import copy
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -246,6 +247,18 @@ class LwF(Strategy):
             p.requires_grad_(False)
 
 
+class TaskSampler(Protocol):
+    """A replay plug-in that picks which stored task a replay batch comes from (e.g. `rehearsal.ScheduleSampler`)."""
+
+    name: str
+
+    def pick(self, n_tasks: int, gen: torch.Generator) -> int: ...
+
+    def after_step(self, ctx: StreamContext) -> None: ...
+
+    def after_task(self, ctx: StreamContext) -> None: ...
+
+
 class Replay(Strategy):
     """Experience replay: a buffer of stored examples, a batch of them replayed at every step.
 
@@ -261,7 +274,7 @@ class Replay(Strategy):
 
     name = "replay"
 
-    def __init__(self, memory: int = 500, *, selection: str = "balanced", sampler: "ScheduleSampler | None" = None,
+    def __init__(self, memory: int = 500, *, selection: str = "balanced", sampler: TaskSampler | None = None,
                  replay_size: int | None = None, weighting: str = "task-share", seed: int = 0):
         if selection not in ("balanced", "reservoir", "per-task"):
             raise ValueError(f"selection must be 'balanced', 'reservoir' or 'per-task', got {selection!r}")

@@ -7,10 +7,8 @@ on; `run_stream` trains one model task after task with a `Strategy` (see
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,9 +21,9 @@ import torch
 
 from paperlib.experiments.datasets import cached_dataset
 from paperlib.experiments.findings import Comparison, summarize
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
-from paperlib.store import ResultStore, load_reference
+from paperlib.store import load_reference
 
 NAME = "curriculum.experiment"
 CODE_VERSION = 1
@@ -493,6 +492,7 @@ class CurriculumResults(Results):
     """`curves`: test accuracy during training per regime, ordering and seed."""
 
     name = "curriculum"
+    table_names = ('curves',)
 
     @property
     def curves(self) -> pd.DataFrame:
@@ -505,13 +505,13 @@ class CurriculumResults(Results):
         return curriculum_findings(self.curves)
 
 
-def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
-        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
-        store: ResultStore | None = None) -> CurriculumResults:
-    """Every regime x ordering x seed, loaded from the store or computed."""
-    return run_experiment(units(config, device=device), lambda records: {"curves": stack(records, "curves")}, config,
-                          results_cls=CurriculumResults, results_dir=results_dir, progress=progress, rerun=rerun,
-                          jobs=jobs, executor=executor, scheduler=scheduler, store=store)
+def run(config: Config, *, device: str = "cpu", **options) -> CurriculumResults:
+    """Every regime x ordering x seed, loaded from the store or computed.
+
+    Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
+    `paperlib.experiments.runner.run_experiment`.
+    """
+    return run_experiment(units(config, device=device), config, CurriculumResults, **options)
 
 
 def final_accuracy(curves: pd.DataFrame) -> pd.DataFrame:

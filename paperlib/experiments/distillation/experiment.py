@@ -9,7 +9,6 @@ the batch's ids. One unit is one part (kd, pskd, w2s) for one seed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -20,10 +19,10 @@ from torch.nn import functional as F
 from paperlib.experiments.calibration import expected_calibration_error, reliability_table
 from paperlib.experiments.datasets import Dataset, cached_dataset
 from paperlib.experiments.findings import against_reference, compare_paired, summarize
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
 from paperlib.experiments.losses import confidence_loss, distillation_loss, soft_cross_entropy
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
-from paperlib.store import ResultStore, load_reference
+from paperlib.store import load_reference
 
 NAME = "distillation.experiment"
 CODE_VERSION = 1
@@ -366,21 +365,19 @@ class DistillationResults(Results):
     """`kd`, `pskd`, `reliability` (PS-KD's confidence bins per seed) and `weak_to_strong` tables."""
 
     name = "distillation"
+    table_names = ('kd', 'pskd', 'reliability', 'weak_to_strong')
 
     def findings(self) -> pd.DataFrame:
         return distillation_findings(self.tables["kd"], self.tables["pskd"], self.tables["weak_to_strong"])
 
 
-def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
-        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
-        store: ResultStore | None = None) -> DistillationResults:
-    """All three experiments for every seed, loaded from the store or computed."""
-    def assemble(records):
-        return {name: stack(records, name) for name in ("kd", "pskd", "reliability", "weak_to_strong")}
+def run(config: Config, *, device: str = "cpu", **options) -> DistillationResults:
+    """All three experiments for every seed, loaded from the store or computed.
 
-    return run_experiment(units(config, device=device), assemble, config, results_cls=DistillationResults,
-                          results_dir=results_dir, progress=progress, rerun=rerun, jobs=jobs, executor=executor,
-                          scheduler=scheduler, store=store)
+    Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
+    `paperlib.experiments.runner.run_experiment`.
+    """
+    return run_experiment(units(config, device=device), config, DistillationResults, **options)
 
 
 # --------------------------------------------------------------------------- findings

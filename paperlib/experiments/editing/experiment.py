@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -19,9 +18,9 @@ from torch import nn
 from paperlib.experiments.continual.streams import permuted_tasks
 from paperlib.experiments.datasets import Dataset, cached_dataset
 from paperlib.experiments.findings import compare_paired, summarize
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment, stack
+from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, train_loop
-from paperlib.store import ResultStore, load_reference
+from paperlib.store import load_reference
 
 NAME = "editing.experiment"
 CODE_VERSION = 1
@@ -226,18 +225,19 @@ class EditingResults(Results):
     """`editing`: one row per seed, experiment, method, scale, split and metric."""
 
     name = "editing"
+    table_names = ('editing',)
 
     def findings(self) -> pd.DataFrame:
         return editing_findings(self.tables["editing"])
 
 
-def run(config: Config, *, results_dir: str | Path | None = None, progress: bool = True, rerun: bool | str = False,
-        jobs: int = 1, executor: str = "local", scheduler: str | None = None, device: str = "cpu",
-        store: ResultStore | None = None) -> EditingResults:
-    """Every seed's edits, loaded from the store or computed."""
-    return run_experiment(units(config, device=device), lambda records: {"editing": stack(records, "editing")}, config,
-                          results_cls=EditingResults, results_dir=results_dir, progress=progress, rerun=rerun,
-                          jobs=jobs, executor=executor, scheduler=scheduler, store=store)
+def run(config: Config, *, device: str = "cpu", **options) -> EditingResults:
+    """Every seed's edits, loaded from the store or computed.
+
+    Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
+    `paperlib.experiments.runner.run_experiment`.
+    """
+    return run_experiment(units(config, device=device), config, EditingResults, **options)
 
 
 def choose_negation_scale(df: pd.DataFrame, *, keep: float = 0.95) -> pd.DataFrame:
