@@ -91,7 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     report = run_build(BuildConfig(out=args.out, quick=args.quick, only=args.only, corpus=args.corpus,
                                    taxonomy=args.taxonomy, notebooks=args.notebooks,
                                    progress=not args.no_progress, rerun=rerun, jobs=args.jobs,
-                                   executor=args.executor, scheduler=args.scheduler))
+                                   executor=args.executor, scheduler=args.scheduler, reuse=not args.force))
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build", help="output folder (default: build)")
     p.add_argument("--notebooks", metavar="DIR", help="notebook folder (default: the collection's notebooks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="execute every notebook even when nothing it depends on changed since the last build")
     p.add_argument("--rerun", nargs="?", const=True, default=None, metavar="REGEX",
                    help="recompute experiment runs instead of loading them from the results store "
                         "(all, or those whose experiment or run label matches REGEX)")

@@ -33,7 +33,7 @@ def notebook_config(notebook: str, *, quick: bool = False):
     return module.Config.quick() if quick else module.Config()
 
 
-def notebook_units(notebook: str, *, quick: bool = False, device: str = "cpu") -> list[Unit]:
+def notebook_units(notebook: str, *, quick: bool = False, device: str = "auto") -> list[Unit]:
     """The units a notebook needs at its default parameters (or quick)."""
     module = experiment_module(EXPERIMENTS[notebook])
     return module.units(notebook_config(notebook, quick=quick), device=device)
@@ -44,7 +44,7 @@ def shipped_units(notebooks: Iterable[str] | None = None) -> list[Unit]:
     out: dict[str, Unit] = {}
     for nb in notebooks or EXPERIMENTS:
         for quick in (False, True):
-            for u in notebook_units(nb, quick=quick):
+            for u in notebook_units(nb, quick=quick, device="cpu"):
                 out.setdefault(u.key, u)
     return list(out.values())
 
@@ -92,7 +92,9 @@ def refresh(pattern: str | None = None, *, layer: str | Path | None = None, jobs
     if prune:
         for row in before[before["status"].isin(["stale", "unused"])].itertuples():
             shutil.rmtree(root / row.experiment / row.key, ignore_errors=True)
-    todo = [u for u in shipped_units() if pattern is None or re.search(pattern, u.experiment) or re.search(pattern, u.label())]
+    absent = set(before.loc[before["status"].isin(["stale", "missing"]), "key"])
+    todo = [u for u in shipped_units()
+            if u.key in absent or (pattern and (re.search(pattern, u.experiment) or re.search(pattern, u.label())))]
     run_units(todo, store=ResultStore(root), rerun=pattern if pattern else False, jobs=jobs, executor=executor,
               scheduler=scheduler, progress=progress)
     return before

@@ -89,7 +89,7 @@ class Unit:
         return f"{self.experiment}[{', '.join(parts[:4])}, seed={self.seed}]"
 
 
-def make_unit(experiment: str, config: Mapping, seed: int, device: str = "cpu") -> Unit:
+def make_unit(experiment: str, config: Mapping, seed: int, device: str = "auto") -> Unit:
     """A unit with its config reduced to plain JSON values (tuples become lists)."""
     return Unit(experiment, to_jsonable(dict(config)), int(seed), resolve_device(device))
 
@@ -166,6 +166,23 @@ def compute(unit: Unit) -> UnitRecord:
     tables = {name: df.reset_index(drop=True) for name, df in tables.items()}
     return UnitRecord(unit.experiment, unit.key, unit.seed, unit.code_version, unit.device, unit.config, tables,
                       provenance(unit.device, threads, seconds))
+
+
+def comparable_tables(record: UnitRecord) -> dict[str, pd.DataFrame]:
+    """A record's tables as stored (through the CSV convention), without the rows its experiment
+    declares volatile (wall-clock times) through an optional `comparable_rows(table, df)`."""
+    import tempfile
+
+    from paperlib.store import read_table, write_table
+
+    module = experiment_module(record.experiment)
+    keep = getattr(module, "comparable_rows", lambda name, df: df)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, df in record.tables.items():
+            back = read_table(write_table(df, Path(tmp) / f"{name}.csv"))
+            out[name] = keep(name, back).reset_index(drop=True)
+    return out
 
 
 # --- executors ------------------------------------------------------------------------------

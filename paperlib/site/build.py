@@ -7,6 +7,7 @@ does not stop the others; its executed copy keeps the traceback), and exports th
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -46,6 +47,7 @@ class BuildConfig:
     jobs: int = 1  # processes for experiment runs, and notebooks executed at once
     executor: str = "local"  # "local" processes or "dask" (a dask.distributed scheduler)
     scheduler: str | None = None  # dask scheduler address (default: $PAPERLIB_DASK_SCHEDULER)
+    reuse: bool = True  # keep a notebook's page when nothing it depends on changed since the last build
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class NotebookResult:
     failing_cell: str = ""
     error: str = ""
     provenance: str = ""  # where an experiment notebook's numbers come from
+    reused: bool = False  # nothing it depends on changed since the last build: its page was kept
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,9 @@ class BuildReport:
         return not self.data_error and all(r.status == "ok" for r in self.results)
 
     def summary(self) -> pd.DataFrame:
-        """notebook, seconds, status, page_kib, failing_cell, error."""
-        rows = [{"notebook": r.notebook, "seconds": round(r.seconds, 1), "status": r.status,
+        """notebook, seconds, status ("ok", "ok (unchanged)" for a kept page, "failed"), page_kib, failing_cell, error."""
+        rows = [{"notebook": r.notebook, "seconds": round(r.seconds, 1),
+                 "status": "ok (unchanged)" if r.reused else r.status,
                  "page_kib": round(r.page_bytes / 1024, 1), "failing_cell": r.failing_cell,
                  "error": r.error} for r in self.results]
         return pd.DataFrame(rows, columns=["notebook", "seconds", "status", "page_kib", "failing_cell", "error"])
@@ -233,23 +237,30 @@ def run_build(config: BuildConfig) -> BuildReport:
     phase = {"corpus tables": time.perf_counter() - start}
     reports = _experiment_runs(paths, config, warnings)
     phase["experiment runs"] = time.perf_counter() - start - phase["corpus tables"]
-    jobs = []
+    previous = _read_fingerprints(nb_dir)
+    fingerprints, jobs, results = {}, [], []
     for path in paths:
         params = notebook_parameters(path, quick=config.quick, results_dir=(res_dir / path.stem).resolve(),
                                      corpus=corpus, taxonomy=taxonomy)
-        jobs.append((str(path), str(nb_dir / path.name), params, str(res_dir / path.stem), config.kernel_name,
-                     config.cell_timeout, str(site_dir / f"{path.stem}.html")))
-    results: list[NotebookResult] = []
+        executed, page = nb_dir / path.name, site_dir / f"{path.stem}.html"
+        fingerprints[path.name] = _fingerprint(path, params, reports.get(path.stem), corpus, taxonomy)
+        if (config.reuse and not config.rerun and previous.get(path.name) == fingerprints[path.name]
+                and executed.is_file() and page.is_file()):
+            results.append(NotebookResult(path.name, 0.0, "ok", str(executed), html=str(page),
+                                          page_bytes=page.stat().st_size, reused=True))
+            continue
+        jobs.append((str(path), str(executed), params, str(res_dir / path.stem), config.kernel_name,
+                     config.cell_timeout, str(page)))
     with _kernel_env(PLOTLY_RENDERER="plotly_mimetype"):
-        bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not config.progress)
+        bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not config.progress or not jobs)
         for result in _run_notebooks(jobs, max(1, config.jobs)):
-            report = reports.get(Path(result.notebook).stem)
-            if report is not None:
-                result = NotebookResult(**{**asdict(result), "provenance": report.line("rerun with paperlib build --rerun")})
             results.append(result)
             bar.set_postfix_str(result.notebook)
             bar.update(1)
         bar.close()
+    _write_fingerprints(nb_dir, {r.notebook: fingerprints[r.notebook] for r in results if r.status == "ok"})
+    results = [NotebookResult(**{**asdict(r), "provenance": reports[Path(r.notebook).stem].line(
+                   "rerun with paperlib build --rerun")}) if Path(r.notebook).stem in reports else r for r in results]
     order = {p.name: i for i, p in enumerate(paths)}
     results.sort(key=lambda r: order.get(r.notebook, 0))
     phase["notebooks"] = time.perf_counter() - start - sum(phase.values())
@@ -259,6 +270,50 @@ def run_build(config: BuildConfig) -> BuildReport:
     return BuildReport(config=config, results=tuple(results), data_files=tuple(map(str, data_files)),
                        index=str(index), data_error=data_error, warnings=tuple(warnings),
                        seconds={k: round(v, 1) for k, v in phase.items()})
+
+
+def _package_digest() -> str:
+    """A hash of paperlib's own source: any change to the package re-executes every notebook."""
+    import hashlib
+
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _fingerprint(path: Path, params: dict, report, corpus: Path | None, taxonomy: Path | None) -> str:
+    """What a notebook's page depends on: the notebook, its parameters, the package, the corpus and
+    taxonomy files, and the keys of the experiment runs it loads."""
+    import hashlib
+
+    from paperlib.paths import default_taxonomy_path
+    from paperlib.store import canonical_json
+
+    h = hashlib.sha256()
+    h.update(_package_digest().encode())
+    h.update(Path(path).read_bytes())
+    h.update(canonical_json(params).encode())
+    for f in (corpus or default_corpus_path(), taxonomy or default_taxonomy_path()):
+        h.update(Path(f).read_bytes())
+    if report is not None:
+        h.update(",".join(sorted(r.key for r in report.records)).encode())
+    return h.hexdigest()
+
+
+def _read_fingerprints(nb_dir: Path) -> dict:
+    try:
+        return json.loads((nb_dir / ".fingerprints.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_fingerprints(nb_dir: Path, fresh: dict) -> None:
+    from paperlib.store import write_json
+
+    write_json({**_read_fingerprints(nb_dir), **fresh}, nb_dir / ".fingerprints.json")
 
 
 def _experiment_runs(paths: list[Path], config: BuildConfig, warnings: list[str]) -> dict:

@@ -61,7 +61,7 @@ class Config:
         return [("None", 0.0), ("L2", self.l2_strength)] + [("EWC", float(s)) for s in strengths]
 
 
-def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+def units(config: Config, *, device: str = "auto") -> list[Unit]:
     out = []
     for method, strength in config.runs():
         unit = {"dataset": config.dataset, "n_tasks": config.n_tasks, "method": method, "strength": strength,
@@ -125,7 +125,7 @@ class EWCResults(Results):
         return pd.DataFrame({"key": ["figure 2A"], "finding": [ewc_figure_findings(self, self.config)]})
 
 
-def run(config: Config, *, device: str = "cpu", **options) -> EWCResults:
+def run(config: Config, *, device: str = "auto", **options) -> EWCResults:
     """Every stream of `config`, loaded from the store or computed.
 
     Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see

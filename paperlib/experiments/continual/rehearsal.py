@@ -148,7 +148,7 @@ class Config:
                             lr=self.lr, eval_every=self.eval_every, eval_size=self.eval_size)
 
 
-def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per seed and method (every schedule, then EWC), all on the same stream of a seed."""
     common = {"dataset": config.dataset, "n_tasks": config.n_tasks, "hidden": list(config.hidden),
               "steps_per_task": config.steps_per_task, "batch_size": config.batch_size, "lr": config.lr,
@@ -205,7 +205,7 @@ class RehearsalResults(Results):
         return rehearsal_findings(self.tables["final"])
 
 
-def run(config: Config, *, device: str = "cpu", **options) -> RehearsalResults:
+def run(config: Config, *, device: str = "auto", **options) -> RehearsalResults:
     """Every schedule and EWC on the same stream per seed, loaded from the store or computed.
 
     Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see

@@ -94,7 +94,7 @@ def _stream_fields(stream: StreamConfig) -> dict:
     return {k: getattr(stream, k) for k in ("hidden", "steps_per_task", "batch_size", "lr", "optimizer", "optimizer_per_task")}
 
 
-def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per protocol, seed, scenario and method (in the order of the table)."""
     out = []
     for protocol in config.protocols:
@@ -143,7 +143,7 @@ class ScenarioResults(Results):
         return check_claims(self.summary())
 
 
-def run(config: Config, *, device: str = "cpu", **options) -> ScenarioResults:
+def run(config: Config, *, device: str = "auto", **options) -> ScenarioResults:
     """Every unit of `config`, loaded from the store or computed; see `paperlib.experiments.runner`.
 
     Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see

@@ -451,7 +451,7 @@ _UNIT_FIELDS = ("dataset", "hidden", "noise_seed", "batch_size", "lr", "evals", 
                 "train_subset", "class_balanced")
 
 
-def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per regime, ordering and seed (labels flipped with `noise_seed`, the same for every seed)."""
     common = {k: getattr(config, k) for k in _UNIT_FIELDS}
     common["pacing"] = asdict(config.pacing)
@@ -505,7 +505,7 @@ class CurriculumResults(Results):
         return curriculum_findings(self.curves)
 
 
-def run(config: Config, *, device: str = "cpu", **options) -> CurriculumResults:
+def run(config: Config, *, device: str = "auto", **options) -> CurriculumResults:
     """Every regime x ordering x seed, loaded from the store or computed.
 
     Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see

@@ -342,7 +342,7 @@ def pgr_table(df: pd.DataFrame) -> pd.DataFrame:
 _PARTS = {"kd": KDConfig, "pskd": PSKDConfig, "w2s": W2SConfig}
 
 
-def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per part (kd, pskd, w2s) and seed."""
     return [make_unit(NAME, {"part": part, "dataset": config.dataset, **asdict(getattr(config, part))}, seed, device)
             for part in _PARTS for seed in config.seeds]
@@ -371,7 +371,7 @@ class DistillationResults(Results):
         return distillation_findings(self.tables["kd"], self.tables["pskd"], self.tables["weak_to_strong"])
 
 
-def run(config: Config, *, device: str = "cpu", **options) -> DistillationResults:
+def run(config: Config, *, device: str = "auto", **options) -> DistillationResults:
     """All three experiments for every seed, loaded from the store or computed.
 
     Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see

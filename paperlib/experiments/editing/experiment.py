@@ -210,7 +210,7 @@ def editing_rows(config: Config, data: Dataset, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def units(config: Config, *, device: str = "cpu") -> list[Unit]:
+def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per seed: the pre-trained model, its edits and the unlearning runs."""
     settings = {k: v for k, v in asdict(config).items() if k != "seeds"}
     return [make_unit(NAME, settings, seed, device) for seed in config.seeds]
@@ -219,6 +219,11 @@ def units(config: Config, *, device: str = "cpu") -> list[Unit]:
 def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
     settings = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}, seeds=(seed,))
     return {"editing": editing_rows(settings, cached_dataset(settings.dataset), seed)}
+
+
+def comparable_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that must be identical when a run is recomputed: all but the wall-clock seconds."""
+    return df[df["metric"] != "seconds"] if "metric" in df.columns else df
 
 
 class EditingResults(Results):
@@ -231,7 +236,7 @@ class EditingResults(Results):
         return editing_findings(self.tables["editing"])
 
 
-def run(config: Config, *, device: str = "cpu", **options) -> EditingResults:
+def run(config: Config, *, device: str = "auto", **options) -> EditingResults:
     """Every seed's edits, loaded from the store or computed.
 
     Options (`results_dir`, `progress`, `rerun`, `jobs`, `executor`, `scheduler`, `store`): see
