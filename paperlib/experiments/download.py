@@ -31,16 +31,6 @@ IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 _RETRYABLE = (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError)
 
 
-def file_hashes(path: str | Path, algorithms: Sequence[str] = ("sha256",)) -> dict[str, str]:
-    """Hex digests of a file for each hash algorithm."""
-    hs = {a: hashlib.new(a) for a in algorithms}
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            for h in hs.values():
-                h.update(block)
-    return {a: h.hexdigest() for a, h in hs.items()}
-
-
 class _Incomplete(Exception):
     """The server closed the connection before sending every byte it announced."""
 
