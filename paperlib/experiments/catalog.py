@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "20_curriculum_pacing": "curriculum.experiment",
     "30_distillation": "distillation.experiment",
     "50_editing_unlearning": "editing.experiment",
+    "70_pruning_quantisation": "efficiency.experiment",
 }
 
 
