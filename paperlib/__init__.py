@@ -23,12 +23,18 @@ _EXPORTS = {
     "tag_papers": "corpus.tagging", "top_terms_by_tag": "corpus.tagging",
     "cluster_papers": "corpus.relate", "cluster_stability": "corpus.relate", "cluster_stability_pairs": "corpus.relate",
     "find_paper": "corpus.relate", "knn_graph": "corpus.relate", "paper_map": "corpus.relate", "similar": "corpus.relate",
-    "tfidf_matrix": "corpus.relate", "PaperIndex": "corpus.relate",
+    "tfidf_matrix": "corpus.relate", "PaperIndex": "corpus.relate", "similar_to_text": "corpus.relate",
+    "cross_validate_tags": "corpus.evaluation", "neighbour_quality": "corpus.evaluation",
+    "kind_confusion": "corpus.evaluation", "ExampleScorer": "corpus.semantic",
     "extract_methods": "corpus.methods", "lineage_graph": "corpus.methods", "method_counts": "corpus.methods",
     "method_graph": "corpus.methods", "theme_cooccurrence": "corpus.methods",
+    "extract_mentions": "corpus.methods", "method_network": "corpus.methods", "evaluate_mentions": "corpus.methods",
+    "load_vocabulary": "corpus.vocabulary", "VocabularyError": "corpus.vocabulary",
     "extract_claims": "corpus.claims",
-    # the notebook registry
+    "plan_sessions": "corpus.sessions",
+    # the notebook registry and reading lists
     "load_registry": "site.registry",
+    "reading_list": "site.reading",
     # experiments
     "load_dataset": "experiments.datasets",
 }
@@ -55,9 +61,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from paperlib.experiments.datasets import load_dataset
     from paperlib.errors import CorpusFormatError, DatasetError, TaxonomyError
     from paperlib.corpus.methods import extract_methods, lineage_graph, method_counts, method_graph, theme_cooccurrence
+    from paperlib.corpus.methods import evaluate_mentions, extract_mentions, method_network
+    from paperlib.corpus.vocabulary import VocabularyError, load_vocabulary
     from paperlib.paths import data_home, default_corpus_path, default_taxonomy_path
+    from paperlib.corpus.sessions import plan_sessions
+    from paperlib.site.reading import reading_list
     from paperlib.site.registry import load_registry
     from paperlib.corpus.relate import (PaperIndex, cluster_papers, cluster_stability, cluster_stability_pairs, find_paper,
-                         knn_graph, paper_map, similar, tfidf_matrix)
+                         knn_graph, paper_map, similar, similar_to_text, tfidf_matrix)
+    from paperlib.corpus.evaluation import cross_validate_tags, kind_confusion, neighbour_quality
+    from paperlib.corpus.semantic import ExampleScorer
     from paperlib.corpus.tagging import compute_tag_counts, evaluate_tags, load_gold, tag_papers, top_terms_by_tag
     from paperlib.corpus.taxonomy import Taxonomy, load_taxonomy

@@ -111,7 +111,7 @@ def test_explorer_runs_in_jupyterlab(lab):
                                      f"{root / 'server.log'}; page errors: {errors}") from None
             search = page.locator(".jp-OutputArea-output .widget-text input").first
             assert search.is_visible()
-            assert page.locator(".jp-OutputArea-output .widget-select-multiple").count() == 3
+            assert page.locator(".jp-OutputArea-output .widget-select-multiple").count() == 4  # theme, kind, domain, method
             page.locator(".jp-OutputArea-output .js-plotly-plot").first.wait_for(timeout=60_000)
             before = count.text_content().strip()
             assert re.match(r"\d+ of \d+ papers match", before), before

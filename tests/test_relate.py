@@ -318,3 +318,54 @@ def test_corpus_modules_import_each_other_at_the_top_only():
     tagging_imports = {node.module for node in ast.walk(ast.parse((folder / "tagging.py").read_text(encoding="utf-8")))
                        if isinstance(node, ast.ImportFrom)}
     assert "paperlib.corpus.relate" not in tagging_imports and "paperlib.corpus.terms" in tagging_imports
+
+
+# ------------------------------------------------------------------ words, themes and queries in words
+
+def test_similar_ranks_papers_by_a_text_when_no_title_matches():
+    papers = tag_papers(hand_corpus())
+    out = similar(papers, "which prompt pool for a frozen backbone", k=3)
+    assert out.attrs["query"] == "text"
+    assert set(out["paper_id"]) <= {f"prompts-{i}" for i in range(4)} and len(out) == 3
+    assert all(out["shared_terms"].map(len) > 0) and out["why"].str.startswith("cosine ").all()
+    assert similar(papers, "prompts-1", k=3).attrs["query"] == "paper"
+    with pytest.raises(KeyError, match="none of its words"):
+        relate.similar_to_text(papers, "zzz qqq")
+
+
+def test_theme_profiles_join_the_similarity_by_their_weight():
+    papers = tag_papers(hand_corpus())
+    index = PaperIndex(tag_weight=0.3).fit(papers)
+    assert index.weights_ == {"words": pytest.approx(0.7), "meaning": 0.0, "themes": pytest.approx(0.3)}
+    words = (index.tfidf_ @ index.tfidf_.T).toarray()
+    themes = index.profiles_ @ index.profiles_.T
+    assert np.allclose(index.similarity_matrix(), 0.7 * words + 0.3 * themes, atol=1e-5)
+    # untagged papers (and tag_weight=0) are compared by words alone
+    plain = PaperIndex().fit(hand_corpus())
+    assert plain.profiles_ is None and plain.weights_["words"] == 1.0
+    assert np.allclose(plain.similarity_matrix(), (plain.tfidf_ @ plain.tfidf_.T).toarray(), atol=1e-6)
+    assert PaperIndex(tag_weight=0).fit(papers).weights_["themes"] == 0.0
+
+
+def test_clusters_of_the_shipped_corpus_are_stable_across_seeds(corpus):
+    tagged = tag_papers(corpus)
+    index = PaperIndex().fit(tagged)
+    pairs = cluster_stability_pairs(tagged, seeds=(0, 1, 2), index=index)
+    assert pairs["ari"].mean() >= 0.75
+    assert 0.5 <= pairs.attrs["nmi_with_theme"] <= 1.0
+    words_only = cluster_stability(corpus, seeds=(0, 1, 2))  # untagged: words alone, still a consensus
+    assert words_only >= 0.6
+
+
+def test_neighbour_quality_counts_shared_labelled_themes():
+    from paperlib.corpus.evaluation import neighbour_quality
+
+    papers = hand_corpus()
+    gold = [dict(title=t, theme=[pid.split("-")[0]]) for pid, t in zip(papers["paper_id"], papers["title"])]
+    table = neighbour_quality(papers, gold, k=3)
+    assert len(table) == len(papers) and (table["neighbours"] == 3).all()
+    assert table["share"].mean() == pytest.approx(1.0)  # every paper's 3 nearest are its own topic
+    # a similarity that prefers other topics scores 0
+    other = np.array([[0.0 if a.split("-")[0] == b.split("-")[0] else 1.0 for b in papers["paper_id"]]
+                      for a in papers["paper_id"]])
+    assert neighbour_quality(papers, gold, k=3, similarity=other)["share"].mean() == 0.0

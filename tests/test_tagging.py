@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from paperlib import (compute_tag_counts, evaluate_tags, load_gold, load_taxonomy, tag_papers,
                       top_terms_by_tag)
 from paperlib.cli import main
-from paperlib.corpus.tagging import as_list
+from paperlib.corpus.evaluation import cross_validate_tags, format_confusion, kind_confusion, label_folds
+from paperlib.corpus.semantic import ExampleScorer
+from paperlib.corpus.tagging import as_list, split_sentences
 from paperlib.corpus.taxonomy import parse_taxonomy
 from paperlib.paths import shipped_dir
 
@@ -166,8 +169,17 @@ def test_evaluate_rejects_unknown_gold_titles():
 def test_dev_labels_reach_the_targets(corpus):
     ev = evaluate_tags(tag_papers(corpus), load_gold(DEV)).set_index(["facet", "tag"])
     assert ev.loc[("theme", "micro"), "f1"] >= 0.78
-    assert ev.loc[("kind", "accuracy"), "f1"] >= 0.80
-    assert ev.loc[("domain", "micro"), "f1"] >= 0.85
+    assert ev.loc[("kind", "accuracy"), "f1"] >= 0.82
+    assert ev.loc[("domain", "micro"), "f1"] >= 0.88
+
+
+def test_leave_some_out_figures_hold_up(corpus):
+    # the constants chosen on 4 folds, the tags scored on the fifth: the honest figure
+    cv = cross_validate_tags(corpus, load_gold(DEV), folds=5)
+    held = cv.summary.set_index("facet")["held"]
+    assert held["theme"] >= 0.75 and held["kind"] >= 0.78 and held["domain"] >= 0.86
+    assert len(cv.held_tags) == 60 and set(cv.held_tags["fold"]) == set(range(5))
+    assert {"threshold", "relative", "mention_factor"} <= set(cv.folds.columns)
 
 
 def test_load_gold_errors_name_the_line(tmp_path):
@@ -197,9 +209,11 @@ def test_tag_counts_and_top_terms():
 
 def test_cli_tag_evaluate_and_out(tmp_path, corpus_path, capsys):
     out = tmp_path / "tagged.jsonl"
-    assert main(["tag", str(corpus_path), "--evaluate", str(DEV), "--out", str(out)]) == 0
+    assert main(["tag", str(corpus_path), "--evaluate", str(DEV), "--out", str(out), "--folds", "3"]) == 0
     printed = capsys.readouterr().out
     assert "theme    micro" in printed and "kind     accuracy" in printed
+    assert "kind: gold down the side, predicted across" in printed
+    assert "leave-some-out: 3 folds" in printed and "micro-F1" in printed
     first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert {"theme", "kind", "domain", "evidence", "scores"} <= set(first)
 
@@ -218,3 +232,148 @@ def test_cli_tag_with_user_taxonomy(tmp_path, corpus_path, capsys):
     assert main(["tag", str(corpus_path), "--taxonomy", str(own)]) == 0
     printed = capsys.readouterr().out
     assert "topic:" in printed and "form:" in printed and "tiny" in printed
+
+
+# ------------------------------------------------------------------ where a phrase stands
+
+PLACES = """\
+name: places
+scoring:
+  title_weight: 2
+  max_count: 3
+  sentence_weights: {lead: 1.0, claim: 1.5, background: 0.5, other: 0.8}
+  claim_cues: [we propose]
+  background_cues: [prior work]
+facets:
+  topic:
+    select: multi
+    threshold: 1
+    mention_factor: 0.5
+    anchor: 3
+    default: none
+    tags:
+      replay:
+        definition: Replay.
+        rules:
+          - {weight: 3, phrases: [replay buffer]}
+          - {weight: 1, phrases: [replay]}
+      boats:
+        definition: Boats.
+        rules:
+          - {weight: 1, phrases: [boat]}
+      none:
+        definition: Nothing.
+  form:
+    select: one
+    default: study
+    tags:
+      study:
+        definition: A study.
+        title_name: 1
+      tool:
+        definition: A tool.
+        rules:
+          - {weight: 2, phrases: [propose], where: claim}
+"""
+
+
+def test_sentences_split_after_stops_before_capitals():
+    assert split_sentences("First one. Second, e.g. this one! 3 more? (Yes.) no split. end") == [
+        "First one.", "Second, e.g. this one!", "3 more?", "(Yes.) no split. end"]
+
+
+def test_phrase_weight_follows_its_sentence():
+    tax = parse_taxonomy(PLACES)
+    abstract = ("A replay buffer is common. Prior work uses a replay buffer. We propose a replay buffer. "
+                "Other text with a boat. More about a boat.")
+    out = tag_papers(papers(("Nothing here", abstract)), tax)
+    # 'replay buffer' (3) in the lead (1.0), a background sentence (0.5) and a claim (1.5): best 3 of them;
+    # 'replay' (1) counts in the same three places
+    assert out["scores"][0]["replay"] == pytest.approx(3 * (1.5 + 1.0 + 0.5) + 1 * (1.5 + 1.0 + 0.5))
+    # 'boat' (1) only in two 'other' sentences (0.8 each): no anchor (weight 3) and not in the title
+    assert "boats" not in out["scores"][0] and out["topic"][0] == ["replay"]
+    assert out["form"][0] == "tool"  # 'propose' in a claim sentence: 2 * 1.5
+
+
+def test_a_passing_mention_keeps_only_part_of_its_score():
+    tax = parse_taxonomy(PLACES)
+    out = tag_papers(papers(
+        ("Boat papers", "Lead sentence. Something else. It has a replay buffer in it."),   # one body sentence
+        ("Boat papers", "Lead sentence. A replay buffer here. And a replay buffer there."),  # two body sentences
+    ), tax)
+    # 'replay buffer' (3) and 'replay' (1) in one 'other' sentence (0.8), halved as a passing mention
+    assert out["scores"][0]["replay"] == pytest.approx((3 + 1) * 0.8 * 0.5)
+    assert out["scores"][1]["replay"] == pytest.approx((3 + 1) * 0.8 * 2)
+    # 'boat' stands in the title: that satisfies the anchor although its weight is 1
+    assert out["scores"][0]["boats"] == pytest.approx(2.0)
+
+
+def test_title_name_and_requires_groups_and_given():
+    tax = parse_taxonomy(PLACES)
+    out = tag_papers(papers(("FOO: a boat", "Plain words.")), tax)
+    assert out["form"][0] == "study" and out["evidence"][0]["study"] == ["title names FOO"]
+    grouped = parse_taxonomy(PLACES.replace("        definition: Boats.\n",
+                                            "        definition: Boats.\n        requires: [[sea, lake], [sail]]\n"))
+    out = tag_papers(papers(("A boat", "On the sea."), ("A boat", "On the sea, a sail.")), grouped)
+    assert "boats" not in out["scores"][0] and out["scores"][1]["boats"] == pytest.approx(2.0)
+    given = parse_taxonomy(PLACES.replace("        definition: Boats.\n",
+                                          "        definition: Boats.\n        given: {tool: 0.25}\n"))
+    out = tag_papers(papers(("A boat", "We propose it."), ("A boat", "We study it.")), given)
+    assert out["form"].tolist() == ["tool", "study"]
+    assert out["topic"].tolist() == [["none"], ["boats"]]  # title 2 * 0.25 < 1 on the tool paper
+
+
+# ------------------------------------------------------------------ evaluation
+
+def test_kind_confusion_by_hand():
+    predicted = pd.DataFrame({"title": ["A", "B", "C", "D"], "kind": ["method", "method", "survey", "method"]})
+    gold = [dict(title="A", kind="method"), dict(title="B", kind="empirical-study"),
+            dict(title="C", kind="survey"), dict(title="D", kind="empirical-study")]
+    table = kind_confusion(predicted, gold)
+    assert table.loc["empirical-study", "method"] == 2 and table.loc["method", "method"] == 1
+    assert table.loc["survey", "survey"] == 1 and int(table.to_numpy().sum()) == 4
+    assert format_confusion(table).splitlines()[0].startswith("gold \\ predicted")
+
+
+def test_label_folds_are_balanced_and_stable():
+    titles = [f"paper {i}" for i in range(23)]
+    folds = label_folds(titles, 5)
+    assert sorted(np.bincount(folds)) == [4, 5, 5, 5, 4][::-1] or sorted(np.bincount(folds)) == [4, 4, 5, 5, 5]
+    assert (label_folds(list(reversed(titles)), 5) == folds[::-1]).all()  # by title, not by position
+    assert not (label_folds(titles, 5, seed=1) == folds).all()
+    with pytest.raises(ValueError, match="folds"):
+        label_folds(titles, 1)
+
+
+def test_examples_never_include_the_fold_left_out(corpus):
+    gold = load_gold(DEV)
+    seen = []
+
+    def learn(tune_gold):
+        seen.append(set(tune_gold["title"]))
+        return ExampleScorer().fit(corpus, tune_gold)
+
+    cv = cross_validate_tags(corpus, gold, folds=3, examples=learn)
+    folds = label_folds(gold["title"], 3)
+    for k, titles in enumerate(seen):
+        assert titles == set(gold["title"][folds != k])
+    assert len(cv.held_tags) == len(gold)
+
+
+def test_labelled_examples_add_scores_with_evidence():
+    rows = [("Replay buffers against forgetting", "replay buffer rehearsal old tasks forgetting memory"),
+            ("Replay buffers again", "replay buffer rehearsal old tasks forgetting memory samples"),
+            ("Prompt pools", "prompt pool frozen backbone prompts adapters")]
+    corpus = papers(*rows)
+    gold = [dict(title=rows[0][0], theme=["continual-learning"], kind="method", domain=["general"]),
+            dict(title=rows[2][0], theme=["parameter-efficient"], kind="method", domain=["general"])]
+    scorer = ExampleScorer(example_weight=4.0, k=1).fit(corpus, gold)
+    extra = scorer.tag_scores(corpus)
+    # the second paper's nearest labelled paper is the first: its theme gets the whole vote
+    score, why = extra[1]["continual-learning"]
+    assert score == pytest.approx(4.0) and "Replay buffers against forgetting" in why[0]
+    # a labelled paper is not its own example: the first paper's only candidate is the prompt paper
+    assert "continual-learning" not in extra[0]
+    assert "general" not in extra[1]  # a multi facet's default tag is never voted for
+    tagged = tag_papers(corpus, examples=scorer)
+    assert any("like labelled" in e for e in tagged["evidence"][1].get("continual-learning", []))

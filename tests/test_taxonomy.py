@@ -129,3 +129,57 @@ def test_reserved_facet_name_is_refused():
     bad = USER_TAXONOMY.replace("  course:\n", "  title:\n")
     with pytest.raises(TaxonomyError, match="reserved"):
         parse_taxonomy(bad)
+
+
+SCORED = USER_TAXONOMY.replace("""scoring:
+  title_weight: 2
+  max_count: 2
+""", """scoring:
+  title_weight: 2
+  max_count: 2
+  sentence_weights: {claim: 1.5, background: 0.5}
+  claim_cues: [we bake, This-Recipe]
+  background_cues: [grandma]
+""").replace("""    threshold: 1
+    default: other""", """    threshold: 1
+    mention_factor: 0.5
+    anchor: 2
+    default: other""").replace("""        definition: Breads and cakes.
+""", """        definition: Breads and cakes.
+        requires: [[flour], [oven, fire]]
+        given: {dessert: 2}
+""").replace("""        definition: Sweet things.
+""", """        definition: Sweet things.
+        title_name: 1.5
+""")
+
+
+def test_scoring_sentences_cues_and_tag_options_load():
+    tax = parse_taxonomy(SCORED)
+    assert dict(tax.sentence_weights) == {"lead": 1.0, "claim": 1.5, "background": 0.5, "other": 1.0}
+    assert tax.claim_cues == ("we bake", "this recipe") and tax.background_cues == ("grandma",)
+    cuisine = tax.facet("cuisine")
+    assert cuisine.mention_factor == 0.5 and cuisine.anchor == 2.0
+    baking = cuisine.tags[0]
+    assert baking.requires == (("flour",), ("oven", "fire")) and baking.given == (("dessert", 2.0),)
+    assert tax.facet("course").tags[0].title_name == 1.5
+    # without these keys a taxonomy scores as before: every sentence counts 1, no cues
+    plain = parse_taxonomy(USER_TAXONOMY)
+    assert set(dict(plain.sentence_weights).values()) == {1.0} and plain.claim_cues == ()
+    assert plain.facet("cuisine").mention_factor == 1.0 and plain.facet("cuisine").anchor == 0.0
+
+
+@pytest.mark.parametrize("bad, words", [
+    (SCORED.replace("{claim: 1.5, background: 0.5}", "{claims: 1.5}"), ["sentence_weights", "claims"]),
+    (SCORED.replace("{claim: 1.5, background: 0.5}", "{claim: -1}"), ["sentence_weights.claim", "at least 0"]),
+    (SCORED.replace("claim_cues: [we bake, This-Recipe]", "claim_cues: [we bake!]"), ["claim_cues", "we bake!"]),
+    (SCORED.replace("given: {dessert: 2}", "given: {baking: 2}"), ["baking", "given"]),
+    (SCORED.replace("given: {dessert: 2}", "given: {nothing: 2}"), ["nothing", "given"]),
+    (SCORED.replace("requires: [[flour], [oven, fire]]", "requires: [[flour], oven]"), ["requires", "mixes"]),
+    (SCORED.replace("    anchor: 2\n", "    anchor: -2\n"), ["anchor"]),
+])
+def test_malformed_scoring_options_are_named(bad, words):
+    with pytest.raises(TaxonomyError) as info:
+        parse_taxonomy(bad, source="x.yaml")
+    for w in words:
+        assert w in str(info.value)

@@ -350,10 +350,16 @@ _SIMPLE_ESCAPES = {r"\&": "&", r"\%": "%", r"\$": "$", r"\#": "#", r"\_": "_", r
                    "~": " ", "--": "–", "``": "“", "''": "”"}
 _LATEX_MARKS = ("\\", "{", "}", "~", "--", "``", "''")
 _FORMAT_CMD = re.compile(r"\\(?:emph|textit|textbf|textsc|texttt|mathrm|mathbf|text)\s*")
+# Characters written as commands so that they survive the removal of braces: \{ \} and the text
+# symbols for a backslash, a tilde and a caret (with their optional empty group or spaces).
+_LITERAL_CMD = re.compile(r"\\(?:(textbackslash|textasciitilde|textasciicircum)(?![a-zA-Z])(?:\{\}|\s*)|([{}]))")
+_LITERALS = {"textbackslash": "\\", "textasciitilde": "~", "textasciicircum": "^", "{": "{", "}": "}"}
+_PLACEHOLDER = {ch: chr(0xE000 + i) for i, ch in enumerate(_LITERALS.values())}  # private-use characters
 
 
 def clean_latex(value: str) -> str:
-    """Turn BibTeX field text into plain Unicode: accents, escapes and protective braces removed."""
+    """Turn BibTeX field text into plain Unicode: accents, escapes and protective braces removed;
+    `\\{`, `\\}`, `\\textbackslash{}`, `\\textasciitilde{}` and `\\textasciicircum{}` give the character."""
     if not any(mark in value for mark in _LATEX_MARKS):
         return " ".join(value.split())
     def accent(m: re.Match) -> str:
@@ -361,12 +367,18 @@ def clean_latex(value: str) -> str:
         base = {"i": "i", "j": "j"}.get(base, base)
         return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
 
+    held = any(p in value for p in _PLACEHOLDER.values())  # text that already holds them is left as it was
+    if not held:
+        value = _LITERAL_CMD.sub(lambda m: _PLACEHOLDER[_LITERALS[m.group(1) or m.group(2)]], value)
     value = _ACCENT_CMD.sub(accent, value)
     value = _LETTER_CMD.sub(lambda m: _LETTERS[m.group(1)], value)
     value = _FORMAT_CMD.sub("", value)
     for src, dst in _SIMPLE_ESCAPES.items():
         value = value.replace(src, dst)
     value = value.replace("{", "").replace("}", "")
+    if not held:
+        for ch, placeholder in _PLACEHOLDER.items():
+            value = value.replace(placeholder, ch)
     return " ".join(value.split())
 
 

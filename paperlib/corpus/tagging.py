@@ -1,12 +1,16 @@
 """Rule tagger: scores every tag of a taxonomy from phrase hits in a paper's title and abstract.
 
-Each tag a paper receives comes with the phrases that triggered it (`evidence`), so a reader can
-see why. All phrases of a taxonomy are compiled once into a word trie, and only the positions
-where some phrase may start are visited, so 100k abstracts are tagged in well under a minute.
+A phrase counts by where it stands: in the title, in the abstract's first sentence, in a sentence
+that states the paper's contribution, in one about other work, or elsewhere (the taxonomy's
+`scoring` section gives the weights and the cue phrases). Each tag a paper receives comes with
+the phrases that triggered it (`evidence`), so a reader can see why. All phrases of a taxonomy
+are compiled once into a word trie, and only the positions where some phrase may start are
+visited, so 100k abstracts are tagged in well under a minute of CPU.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress
@@ -14,17 +18,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from paperlib.corpus.reader import normalise_title
+from paperlib.corpus.reader import extract_acronym, normalise_title
 from paperlib.corpus.taxonomy import TOKEN, Facet, Taxonomy, load_taxonomy
 from paperlib.corpus.terms import class_tfidf_terms, paper_texts
 
 
+_CLAIM, _BACKGROUND = "claim", "background"
+# A sentence ends at . ! or ? followed by space and a capital, a digit or an opening bracket/quote.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+
+
 @dataclass(frozen=True)
 class _Compiled:
-    rules: tuple  # (tag, weight, where) per rule; weight None marks a tag's `requires` context
+    # Per rule id: (kind, tag, weight, where). kind "rule": a scoring rule; "context": group number
+    # `weight` of a tag's `requires`; "cue": a sentence cue, `tag` naming the role (claim, background).
+    rules: tuple
     literal_first: dict  # first word -> trie node
     prefix_first: tuple  # (prefix, trie node) for first words ending in '*'
-    needs_context: frozenset  # tags with a `requires` list
+    needs_context: dict  # tag -> number of `requires` groups
+    mention: dict  # tag -> mention factor of its facet (only factors below 1)
+    anchor: dict  # tag -> the weight one of its phrases must reach (only anchors above 0)
+    title_name: dict  # tag -> weight added when the title opens with a name ("NAME: ...")
 
 
 def _node() -> list:
@@ -45,25 +59,31 @@ def _child(node: list, word: str, is_prefix: bool) -> list:
 
 @lru_cache(maxsize=16)
 def _compile(taxonomy: Taxonomy) -> _Compiled:
-    """All phrases of all tags as one word trie, so each position of a text is matched against
-    every rule at once."""
+    """All phrases of all tags (and the sentence cues) as one word trie, so each position of a
+    text is matched against every rule at once."""
     rules, root = [], _node()
+    specs = [(("cue", _CLAIM, None, "any"), taxonomy.claim_cues),
+             (("cue", _BACKGROUND, None, "any"), taxonomy.background_cues)]
     for facet in taxonomy.facets:
         for tag in facet.tags:
-            specs = [(r.phrases, r.weight, r.where) for r in tag.rules]
-            if tag.requires:
-                specs.append((tag.requires, None, "any"))
-            for texts, weight, where in specs:
-                rid = len(rules)
-                rules.append((tag.name, weight, where))
-                for text in texts:
-                    node = root
-                    for w in text.split():
-                        node = _child(node, w.rstrip("*"), w.endswith("*"))
-                    if rid not in node[2]:
-                        node[2].append(rid)
-    needs = frozenset(t.name for f in taxonomy.facets for t in f.tags if t.requires)
-    return _Compiled(tuple(rules), root[0], tuple(root[1]), needs)
+            specs += [(("rule", tag.name, r.weight, r.where), r.phrases) for r in tag.rules]
+            specs += [(("context", tag.name, g, "any"), group) for g, group in enumerate(tag.requires)]
+    for spec, texts in specs:
+        if not texts:
+            continue
+        rid = len(rules)
+        rules.append(spec)
+        for text in texts:
+            node = root
+            for w in text.split():
+                node = _child(node, w.rstrip("*"), w.endswith("*"))
+            if rid not in node[2]:
+                node[2].append(rid)
+    needs = {t.name: len(t.requires) for f in taxonomy.facets for t in f.tags if t.requires}
+    mention = {t.name: f.mention_factor for f in taxonomy.facets for t in f.tags if f.mention_factor < 1}
+    anchor = {t.name: f.anchor for f in taxonomy.facets for t in f.tags if f.anchor > 0}
+    named = {t.name: t.title_name for f in taxonomy.facets for t in f.tags if t.title_name}
+    return _Compiled(tuple(rules), root[0], tuple(root[1]), needs, mention, anchor, named)
 
 
 class _Matcher:
@@ -72,23 +92,28 @@ class _Matcher:
     def __init__(self, compiled: _Compiled):
         self.c = compiled
         self.cache: dict[str, tuple] = {}
+        # first-word prefixes by their first two letters, so a word is checked against few of them
+        self.prefixes: dict[str, list] = {}
+        self.short = [(p, node) for p, node in compiled.prefix_first if len(p) < 2]
+        for p, node in compiled.prefix_first:
+            if len(p) >= 2:
+                self.prefixes.setdefault(p[:2], []).append((p, node))
 
     def _starts(self, word: str) -> tuple:
         got = self.cache.get(word)
         if got is None:
             first = self.c.literal_first.get(word)
             got = ((first,) if first is not None else ()) + tuple(
-                node for p, node in self.c.prefix_first if word.startswith(p))
+                node for p, node in self.prefixes.get(word[:2], []) + self.short if word.startswith(p))
             self.cache[word] = got
         return got
 
-    def hits(self, text: str) -> dict[int, list[str]]:
-        """Rule id -> matched phrases (lowercased, punctuation folded to spaces), one per hit."""
-        found: dict[int, list[str]] = {}
-        if not text:
-            return found
-        words = TOKEN.findall(text.lower())
+    def hits(self, words: list[str]) -> dict[int, list[tuple[str, int]]]:
+        """Rule id -> (matched phrase, position of its first word), one per hit, for lower-case words."""
+        found: dict[int, list[tuple[str, int]]] = {}
         n = len(words)
+        if not n:
+            return found
         cache = self.cache
         for w in set(words).difference(cache):
             self._starts(w)
@@ -102,7 +127,7 @@ class _Matcher:
                     if ends:
                         phrase = " ".join(words[i:j])
                         for rid in ends:
-                            found.setdefault(rid, []).append(phrase)
+                            found.setdefault(rid, []).append((phrase, i))
                     if j < n:
                         w = words[j]
                         child = lit.get(w) if lit else None
@@ -115,30 +140,128 @@ class _Matcher:
         return found
 
 
+def split_sentences(text: str) -> list[str]:
+    """The sentences of an abstract (split after . ! ? before a capital, digit or bracket)."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s] if text and text.strip() else []
+
+
+def _sentence_words(abstract: str) -> tuple[list[str], list[int]]:
+    """Lower-case words of the abstract and the sentence each word stands in."""
+    words: list[str] = []
+    sent_of: list[int] = []
+    for k, sentence in enumerate(split_sentences(abstract)):
+        found = TOKEN.findall(sentence.lower())
+        words += found
+        sent_of += [k] * len(found)
+    return words, sent_of
+
+
+def _sentence_roles(hits: dict, rules: tuple, sent_of: list[int], n_sentences: int) -> list[str]:
+    """Role of each sentence: `claim` (a contribution cue), `lead` (the first), `background`
+    (a cue about other work), else `other`."""
+    cued: dict[str, set[int]] = {_CLAIM: set(), _BACKGROUND: set()}
+    for rid, found in hits.items():
+        kind, role = rules[rid][0], rules[rid][1]
+        if kind == "cue":
+            cued[role].update(sent_of[pos] for _, pos in found)
+    roles = []
+    for k in range(n_sentences):
+        if k in cued[_CLAIM]:
+            roles.append(_CLAIM)
+        elif k == 0:
+            roles.append("lead")
+        elif k in cued[_BACKGROUND]:
+            roles.append(_BACKGROUND)
+        else:
+            roles.append("other")
+    return roles
+
+
 def _score(matcher: _Matcher, taxonomy: Taxonomy, title: str, abstract: str):
-    """Per tag: score and the phrases behind its positive contributions."""
-    rules = matcher.c.rules
+    """Per tag: score and the phrases behind its positive contributions.
+
+    A title hit counts `title_weight` once per rule; abstract hits count the weight of their
+    sentence's role, the best `max_count` of them per rule. A tag of a facet with a mention
+    factor whose phrases stand only in one body sentence keeps that fraction of its score.
+    """
+    c = matcher.c
+    rules = c.rules
+    words, sent_of = _sentence_words(abstract)
+    ahits = matcher.hits(words)
+    roles = _sentence_roles(ahits, rules, sent_of, sent_of[-1] + 1) if sent_of else []
+    role_weight = dict(taxonomy.sentence_weights)
+    weights = [role_weight[r] for r in roles]
+    max_count = taxonomy.max_count
+    mention = c.mention
     scores: dict[str, float] = {}
+    negative: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
-    context: set[str] = set()
-    for field, hits in (("title", matcher.hits(title)), ("abstract", matcher.hits(abstract))):
+    context: dict[str, set] = {}
+    prominent: set[str] = set()  # tags with a positive hit in the title, the lead or a claim
+    strongest: dict[str, float] = {}  # tag -> weight of its strongest rule with a hit
+    in_title: set[str] = set()  # tags with a positive hit in the title
+    body: dict[str, set[int]] = {}  # tag -> body sentences with a positive hit
+    for field, hits in (("title", matcher.hits(TOKEN.findall(title.lower()))), ("abstract", ahits)):
         for rid, found in hits.items():
-            tag, weight, where = rules[rid]
-            if weight is None:
-                context.add(tag)
+            kind, tag, weight, where = rules[rid]
+            if kind == "context":
+                context.setdefault(tag, set()).add(weight)
                 continue
-            if where != "any" and where != field:
+            if kind != "rule" or where == "title" and field != "title" or where in ("abstract", "claim") and field != "abstract":
                 continue
-            factor = taxonomy.title_weight if field == "title" else min(len(found), taxonomy.max_count)
-            scores[tag] = scores.get(tag, 0.0) + weight * factor
+            if field == "title":
+                factor = taxonomy.title_weight
+                used = found
+                if weight > 0:
+                    prominent.add(tag)
+                    in_title.add(tag)
+            else:
+                if where == "claim":
+                    used = [f for f in found if roles[sent_of[f[1]]] == _CLAIM]
+                    if not used:
+                        continue
+                else:
+                    used = found
+                sents = [sent_of[pos] for _, pos in used]
+                if len(sents) == 1:
+                    factor = weights[sents[0]]
+                else:
+                    factor = sum(sorted((weights[k] for k in sents), reverse=True)[:max_count])
+                if weight > 0 and tag in mention:
+                    for k in sents:
+                        if roles[k] in ("other", _BACKGROUND):
+                            body.setdefault(tag, set()).add(k)
+                        else:
+                            prominent.add(tag)
             if weight > 0:
+                scores[tag] = scores.get(tag, 0.0) + weight * factor
+                strongest[tag] = max(strongest.get(tag, 0.0), weight)
                 ev = evidence.setdefault(tag, [])
-                for p in found:
+                for p, _ in used:
                     if p not in ev:
                         ev.append(p)
-    for tag in matcher.c.needs_context - context:
-        scores.pop(tag, None)
-        evidence.pop(tag, None)
+            else:
+                negative[tag] = negative.get(tag, 0.0) + weight * factor
+    if c.title_name:
+        name = extract_acronym(title)
+        if name:
+            for tag, weight in c.title_name.items():
+                scores[tag] = scores.get(tag, 0.0) + weight
+                if weight > 0:
+                    evidence.setdefault(tag, []).append(f"title names {name}")
+    for tag, factor in c.mention.items():
+        if tag in scores and tag not in prominent and len(body.get(tag, ())) <= 1:
+            scores[tag] *= factor
+    for tag, value in negative.items():
+        scores[tag] = scores.get(tag, 0.0) + value
+    for tag, weight in c.anchor.items():
+        if tag in scores and tag not in in_title and strongest.get(tag, 0.0) < weight:
+            scores[tag] = min(scores[tag], 0.0)
+            evidence.pop(tag, None)
+    for tag, groups in c.needs_context.items():
+        if len(context.get(tag, ())) < groups:
+            scores.pop(tag, None)
+            evidence.pop(tag, None)
     return scores, evidence
 
 
@@ -177,24 +300,80 @@ def as_list(value) -> list[str]:
     return [str(v) for v in value]
 
 
-def tag_papers(papers: pd.DataFrame, taxonomy: Taxonomy | str | Path | None = None) -> pd.DataFrame:
-    """The papers plus one column per facet (list for multi facets, str for one), `evidence`
-    (tag -> phrases that led to it, for the tags given) and `scores` (tag -> score, non-zero only)."""
-    if not isinstance(taxonomy, Taxonomy):
-        taxonomy = load_taxonomy(taxonomy)
+def score_papers(papers: pd.DataFrame, taxonomy: Taxonomy) -> list[tuple[dict, dict]]:
+    """Per paper, (tag -> rule score, tag -> phrases behind it) before any tag is chosen."""
     missing = {"title", "abstract"} - set(papers.columns)
     if missing:
         raise ValueError(f"tag_papers needs columns 'title' and 'abstract'; missing {sorted(missing)}")
     matcher = _Matcher(_compile(taxonomy))
-    columns: dict[str, list] = {f.name: [] for f in taxonomy.facets}
+    return [_score(matcher, taxonomy, _text(title), _text(abstract))
+            for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist())]
+
+
+def add_scores(scored: list[tuple[dict, dict]], extra: list[dict]) -> list[tuple[dict, dict]]:
+    """Rule scores plus further scores per paper (tag -> (score, evidence list)), evidence appended."""
+    out = []
+    for (scores, evidence), more in zip(scored, extra):
+        scores, evidence = dict(scores), {t: list(v) for t, v in evidence.items()}
+        for tag, (value, why) in more.items():
+            scores[tag] = scores.get(tag, 0.0) + value
+            if value > 0:
+                evidence.setdefault(tag, []).extend(w for w in why if w not in evidence.get(tag, []))
+        out.append((scores, evidence))
+    return out
+
+
+def _facet_order(taxonomy: Taxonomy) -> list[Facet]:
+    """Facets in the order their tags are chosen: those whose scores depend on another facet's
+    tag (`given`) after the facets they depend on."""
+    dependent = {f.name for f in taxonomy.facets if any(t.given for t in f.tags)}
+    return [f for f in taxonomy.facets if f.name not in dependent] + [f for f in taxonomy.facets if f.name in dependent]
+
+
+def select_tags(taxonomy: Taxonomy, scored: list[tuple[dict, dict]]) -> dict[str, list]:
+    """Per facet, the tag(s) of every paper chosen from its scores (threshold, share of the best,
+    overrides, at most max_tags, the default), after the factors a tag takes from the tag chosen
+    on another facet (`given`)."""
+    order = _facet_order(taxonomy)
     orders = {f.name: {t: i for i, t in enumerate(f.tag_names)} for f in taxonomy.facets}
+    given = {t.name: dict(t.given) for f in taxonomy.facets for t in f.tags if t.given}
+    columns: dict[str, list] = {f.name: [] for f in taxonomy.facets}
+    for scores, _ in scored:
+        chosen: set[str] = set()
+        for facet in order:
+            if given and any(t in given for t in facet.tag_names):
+                scores = dict(scores)
+                for t in facet.tag_names:
+                    if t in given and t in scores:
+                        for other, factor in given[t].items():
+                            if other in chosen:
+                                scores[t] *= factor
+            pick = _select(facet, scores, orders[facet.name])
+            columns[facet.name].append(pick)
+            chosen.update([pick] if isinstance(pick, str) else pick)
+    return columns
+
+
+def tag_papers(papers: pd.DataFrame, taxonomy: Taxonomy | str | Path | None = None, *,
+               examples=None) -> pd.DataFrame:
+    """The papers plus one column per facet (list for multi facets, str for one), `evidence`
+    (tag -> phrases that led to it, for the tags given) and `scores` (tag -> score, non-zero only).
+
+    `examples`: an optional fitted scorer (`paperlib.corpus.semantic.ExampleScorer`) whose scores,
+    from the papers' similarity to each tag's definition and to labelled papers, are added to the
+    rule scores; its evidence names the definition or the labelled papers that drove it.
+    """
+    if not isinstance(taxonomy, Taxonomy):
+        taxonomy = load_taxonomy(taxonomy)
+    scored = score_papers(papers, taxonomy)
+    if examples is not None:
+        scored = add_scores(scored, examples.tag_scores(papers))
+    columns = select_tags(taxonomy, scored)
     evidence_col, scores_col = [], []
-    for title, abstract in zip(papers["title"].tolist(), papers["abstract"].tolist()):
-        scores, evidence = _score(matcher, taxonomy, _text(title), _text(abstract))
+    for k, (scores, evidence) in enumerate(scored):
         given = []
         for facet in taxonomy.facets:
-            chosen = _select(facet, scores, orders[facet.name])
-            columns[facet.name].append(chosen)
+            chosen = columns[facet.name][k]
             given += [chosen] if isinstance(chosen, str) else chosen
         evidence_col.append({t: evidence.get(t, []) for t in given})
         scores_col.append({t: round(s, 3) for t, s in scores.items() if s != 0})

@@ -15,7 +15,9 @@ import yaml
 from paperlib.errors import TaxonomyError
 from paperlib.paths import default_taxonomy_path
 
-WHERE = ("any", "title", "abstract")
+WHERE = ("any", "title", "abstract", "claim")
+# Roles of the abstract's sentences, each with a weight in `scoring.sentence_weights`.
+SENTENCE_ROLES = ("lead", "claim", "background", "other")
 SELECT = ("multi", "one")
 # Output columns of `tag_papers`; a facet may not reuse them.
 RESERVED = {"paper_id", "title", "abstract", "source", "line", "evidence", "scores", "methods"}
@@ -25,7 +27,8 @@ TOKEN = re.compile(r"[^\W_]+")
 
 @dataclass(frozen=True)
 class Rule:
-    """Phrases that add `weight` to a tag's score when found (in the title, the abstract or either)."""
+    """Phrases that add `weight` to a tag's score when found: in the title, the abstract, either
+    (`any`), or only in the abstract's sentences that state the paper's contribution (`claim`)."""
 
     phrases: tuple[str, ...]
     weight: float
@@ -41,10 +44,16 @@ class Tag:
     definition: str
     rules: tuple[Rule, ...] = ()
     line: int | None = None
-    # The tag is only given when one of these phrases occurs somewhere in the paper (context).
-    requires: tuple[str, ...] = ()
+    # Context the tag needs: groups of phrases, each group met when one of its phrases occurs
+    # somewhere in the paper; the tag is only given when every group is met.
+    requires: tuple[tuple[str, ...], ...] = ()
     # Tags of the same facet that this one replaces when both would be given (multimodal > vision).
     overrides: tuple[str, ...] = ()
+    # Added when the title opens with the name of what the paper introduces ("NAME: ...").
+    title_name: float = 0.0
+    # Factors on the score by the tag the paper gets on another, one-tag facet
+    # (dynamics-theory weighs less on a method paper): ((tag, factor), ...).
+    given: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,13 @@ class Facet:
     relative: float = 0.0
     max_tags: int | None = None
     default: str | None = None
+    # A tag whose phrases occur only in the abstract's body (not the title, the first sentence or
+    # a contribution sentence), and there in one sentence, is a passing mention: its score is
+    # multiplied by this factor.
+    mention_factor: float = 1.0
+    # A tag needs a phrase in the title or one from a rule of at least this weight (its core
+    # vocabulary); 0: any phrases may add up to the threshold.
+    anchor: float = 0.0
 
     @cached_property
     def tag_names(self) -> tuple[str, ...]:
@@ -66,13 +82,23 @@ class Facet:
 
 @dataclass(frozen=True)
 class Taxonomy:
-    """Facets plus the scoring constants shared by all rules."""
+    """Facets plus the scoring constants shared by all rules.
+
+    A phrase found in the title counts `title_weight`; one found in the abstract counts the weight
+    of its sentence's role (`sentence_weights`: the first sentence is the `lead`, a sentence with a
+    `claim_cues` phrase states the contribution, one with a `background_cues` phrase speaks of
+    other work, the rest are `other`); a rule's hits in the abstract count at most `max_count`
+    times (its best-placed hits first).
+    """
 
     name: str
     facets: tuple[Facet, ...]
     title_weight: float = 2.0
     max_count: int = 3
     source: str | None = None
+    sentence_weights: tuple[tuple[str, float], ...] = tuple((r, 1.0) for r in SENTENCE_ROLES)
+    claim_cues: tuple[str, ...] = ()
+    background_cues: tuple[str, ...] = ()
 
     def facet(self, name: str) -> Facet:
         for f in self.facets:
@@ -83,6 +109,9 @@ class Taxonomy:
     @property
     def facet_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.facets)
+
+    def sentence_weight(self, role: str) -> float:
+        return dict(self.sentence_weights)[role]
 
     def definitions(self) -> dict[str, str]:
         """Tag name -> definition, over all facets (for hover text and tables)."""
@@ -156,12 +185,13 @@ def _number(value, source, line, what, *, minimum=None):
 
 
 def _phrase(p, source, line, tag):
+    where = tag if tag.startswith("scoring") else f"tag {tag!r}"
     if not isinstance(p, str) or not p.strip():
-        _fail(source, line, f"tag {tag!r}: every phrase must be a non-empty string, got {p!r}")
+        _fail(source, line, f"{where}: every phrase must be a non-empty string, got {p!r}")
     words = re.split(r"[\s\-]+", p.strip().lower())
     for w in words:
         if not _PHRASE_CHARS.match(w):
-            _fail(source, line, f"tag {tag!r}: phrase {p!r} may use letters, digits, spaces, '-' "
+            _fail(source, line, f"{where}: phrase {p!r} may use letters, digits, spaces, '-' "
                                 f"and a '*' ending a word; {w!r} is not allowed")
     return " ".join(words)
 
@@ -189,7 +219,7 @@ def _build_facet(name, f, source, seen_tags, line) -> Facet:
     f = _mapping(f, source, line, f"facet {name!r}")
     if name in RESERVED:
         _fail(source, line, f"facet name {name!r} is reserved for another column")
-    _check_keys(f, {"select", "threshold", "relative", "max_tags", "default", "tags"},
+    _check_keys(f, {"select", "threshold", "relative", "max_tags", "default", "mention_factor", "anchor", "tags"},
                 source, f"facet {name!r}")
     select = f.get("select", "multi")
     if select not in SELECT:
@@ -207,7 +237,8 @@ def _build_facet(name, f, source, seen_tags, line) -> Facet:
                                  "tag names must be unique across facets")
         seen_tags[tname] = name
         traw = _mapping(traw, source, tline, f"tag {tname!r}")
-        _check_keys(traw, {"definition", "rules", "requires", "overrides"}, source, f"tag {tname!r}")
+        _check_keys(traw, {"definition", "rules", "requires", "overrides", "title_name", "given"}, source,
+                    f"tag {tname!r}")
         definition = traw.get("definition")
         if not isinstance(definition, str) or not definition.strip():
             _fail(source, tline, f"tag {tname!r}: needs a 'definition' (a sentence saying what it means)")
@@ -215,16 +246,18 @@ def _build_facet(name, f, source, seen_tags, line) -> Facet:
         if not isinstance(rules_raw, list):
             _fail(source, tline, f"tag {tname!r}: 'rules' must be a list")
         rules = tuple(_build_rule(r, source, tname, tline) for r in rules_raw)
-        requires = traw.get("requires") or []
-        if isinstance(requires, str):
-            requires = [requires]
-        if not isinstance(requires, list):
-            _fail(source, tline, f"tag {tname!r}: 'requires' must be a list of phrases")
-        requires = tuple(_phrase(p, source, tline, tname) for p in requires)
+        requires = _requires(traw.get("requires") or [], source, tline, tname)
         overrides = traw.get("overrides") or []
         if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
             _fail(source, tline, f"tag {tname!r}: 'overrides' must be a list of tag names")
-        tags.append(Tag(tname, " ".join(definition.split()), rules, tline, requires, tuple(overrides)))
+        title_name = _number(traw.get("title_name", 0.0), source, tline, f"tag {tname!r}: title_name")
+        given_raw = traw.get("given") or {"__line__": tline, "__keylines__": {}}
+        given_raw = _mapping(given_raw, source, tline, f"tag {tname!r}: 'given'")
+        given = tuple((str(k), _number(v, source, given_raw["__keylines__"].get(k, tline), f"tag {tname!r}: given.{k}",
+                                       minimum=0))
+                      for k, v in given_raw.items() if k not in ("__line__", "__keylines__"))
+        tags.append(Tag(tname, " ".join(definition.split()), rules, tline, requires, tuple(overrides), title_name,
+                        given))
     if not tags:
         _fail(source, line, f"facet {name!r} has no tags")
     names = {t.name for t in tags}
@@ -245,7 +278,36 @@ def _build_facet(name, f, source, seen_tags, line) -> Facet:
         threshold=_number(f.get("threshold", 1.0), source, line, f"facet {name!r}: threshold"),
         relative=_number(f.get("relative", 0.0), source, line, f"facet {name!r}: relative", minimum=0),
         max_tags=max_tags, default=default,
+        mention_factor=_number(f.get("mention_factor", 1.0), source, line, f"facet {name!r}: mention_factor",
+                               minimum=0),
+        anchor=_number(f.get("anchor", 0.0), source, line, f"facet {name!r}: anchor", minimum=0),
     )
+
+
+def _requires(raw, source, line, tag) -> tuple[tuple[str, ...], ...]:
+    """`requires` as groups of phrases: a list of phrases is one group, a list of lists several."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        _fail(source, line, f"tag {tag!r}: 'requires' must be a list of phrases or a list of lists of phrases")
+    if raw and all(isinstance(g, list) for g in raw):
+        groups = raw
+    elif any(isinstance(g, list) for g in raw):
+        _fail(source, line, f"tag {tag!r}: 'requires' mixes phrases and lists; use a list of lists for several groups")
+    else:
+        groups = [raw] if raw else []
+    out = []
+    for g in groups:
+        if not g:
+            _fail(source, line, f"tag {tag!r}: a 'requires' group is empty")
+        out.append(tuple(_phrase(p, source, line, tag) for p in g))
+    return tuple(out)
+
+
+def _phrase_list(value, source, line, what) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        _fail(source, line, f"{what} must be a list of phrases")
+    return tuple(_phrase(p, source, line, what) for p in value)
 
 
 def _build(raw, source) -> Taxonomy:
@@ -253,7 +315,8 @@ def _build(raw, source) -> Taxonomy:
     _check_keys(raw, {"name", "scoring", "facets"}, source, "top level")
     scoring = raw.get("scoring") or {"__line__": raw["__line__"], "__keylines__": {}}
     scoring = _mapping(scoring, source, raw["__line__"], "'scoring'")
-    _check_keys(scoring, {"title_weight", "max_count"}, source, "scoring")
+    _check_keys(scoring, {"title_weight", "max_count", "sentence_weights", "claim_cues", "background_cues"},
+                source, "scoring")
     facets_raw = raw.get("facets")
     if facets_raw is None:
         _fail(source, raw["__line__"], "missing 'facets' (a mapping of facet name to its tags)")
@@ -263,9 +326,31 @@ def _build(raw, source) -> Taxonomy:
                    for n, f in facets_raw.items() if n not in ("__line__", "__keylines__"))
     if not facets:
         _fail(source, facets_raw["__line__"], "'facets' is empty")
+    one_tags = {t.name: f.name for f in facets if f.select == "one" for t in f.tags}
+    for f in facets:
+        for t in f.tags:
+            for other, _ in t.given:
+                if other not in one_tags or one_tags[other] == f.name:
+                    _fail(source, t.line, f"tag {t.name!r}: 'given' names {other!r}, which is not a tag of "
+                                          "another facet that selects one tag")
     max_count = scoring.get("max_count", 3)
     if isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1:
         _fail(source, scoring["__line__"], f"scoring: max_count must be a positive integer, got {max_count!r}")
+    keylines = scoring["__keylines__"]
+    weights = dict.fromkeys(SENTENCE_ROLES, 1.0)
+    raw_weights = scoring.get("sentence_weights")
+    if raw_weights is not None:
+        wline = keylines.get("sentence_weights", scoring["__line__"])
+        raw_weights = _mapping(raw_weights, source, wline, "scoring: sentence_weights")
+        _check_keys(raw_weights, set(SENTENCE_ROLES), source, "scoring: sentence_weights")
+        for role in SENTENCE_ROLES:
+            if role in raw_weights:
+                weights[role] = _number(raw_weights[role], source, wline, f"scoring: sentence_weights.{role}",
+                                        minimum=0)
+    cues = {}
+    for key in ("claim_cues", "background_cues"):
+        cues[key] = (_phrase_list(scoring[key], source, keylines.get(key), f"scoring: {key}")
+                     if scoring.get(key) is not None else ())
     return Taxonomy(
         name=str(raw.get("name", Path(source).stem if source else "taxonomy")),
         facets=facets,
@@ -273,4 +358,6 @@ def _build(raw, source) -> Taxonomy:
                              "scoring: title_weight", minimum=0),
         max_count=max_count,
         source=source,
+        sentence_weights=tuple(weights.items()),
+        **cues,
     )

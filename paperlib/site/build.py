@@ -2,8 +2,9 @@
 
 `run_build(BuildConfig(...))` parses, tags and relates the corpus into `<out>/data/` (CSV and
 Parquet), executes each notebook with papermill into `<out>/notebooks/` (a failing notebook
-does not stop the others; its executed copy keeps the traceback), and exports the pages and
-`index.html` into `<out>/site/`. `paperlib build` is the command-line face of it.
+does not stop the others; its executed copy keeps the traceback), and exports the pages, one page
+per paper (`papers/`) and `index.html` into `<out>/site/`. `paperlib build` is the command-line
+face of it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from paperlib import store
+from paperlib.site import pages as paper_pages
 from paperlib.site import registry as reg
 from paperlib.site import html as site
 from paperlib.corpus.reader import load_corpus
@@ -27,6 +29,8 @@ from paperlib.paths import default_corpus_path, notebooks_dir
 # Parameter names a notebook may declare for the corpus and taxonomy files.
 CORPUS_PARAMS = ("corpus_path", "corpus")
 TAXONOMY_PARAMS = ("taxonomy_path", "taxonomy")
+PAPER_NEIGHBOURS = 10  # nearest papers in the neighbours table and on each paper's page
+EXPLORER_PAGE = "03_explorer.html"  # the notebook page that holds the offline explorer
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class BuildReport:
     data_error: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
     seconds: dict = field(default_factory=dict)  # phase -> wall seconds
+    site_files: dict = field(default_factory=dict)  # site file (relative path) -> bytes, besides notebook pages
 
     @property
     def ok(self) -> bool:
@@ -103,23 +108,25 @@ def write_data_table(df: pd.DataFrame, data_dir: str | Path, name: str) -> list[
 def corpus_tables(corpus: str | Path | None = None, taxonomy: str | Path | None = None,
                   *, neighbours: int = 5) -> dict[str, pd.DataFrame]:
     """Parse, tag and relate a corpus: papers (with tags and methods), neighbours, claims,
-    methods (paper_id, method), clusters, lineage (edges)."""
+    methods (paper_id, method), mentions (typed names with relations), clusters, lineage (edges)."""
     from paperlib.corpus.claims import extract_claims
-    from paperlib.corpus.methods import extract_methods, lineage_graph
+    from paperlib.corpus.methods import extract_mentions, extract_methods, lineage_graph
     from paperlib.corpus.relate import PaperIndex, cluster_papers, neighbour_table
     from paperlib.corpus.tagging import tag_papers
     from paperlib.corpus.taxonomy import load_taxonomy
 
     papers = load_corpus(corpus or default_corpus_path())
     tax = load_taxonomy(taxonomy)
-    with_methods = extract_methods(tag_papers(papers, tax))
+    tagged = tag_papers(papers, tax)
+    mentions = extract_mentions(tagged)
+    with_methods = extract_methods(tagged, mentions_table=mentions)
     index = PaperIndex(taxonomy=tax, random_state=0).fit(with_methods)
     neighbours_df = neighbour_table(with_methods, neighbours, seed=0, index=index)
     methods = with_methods[["paper_id", "methods"]].explode("methods").dropna().rename(columns={"methods": "method"})
-    graph = lineage_graph(with_methods)
+    graph = lineage_graph(with_methods, mentions_table=mentions)
     lineage = pd.DataFrame([{"source": u, "target": v, **d} for u, v, d in graph.edges(data=True)])
     if lineage.empty:
-        lineage = pd.DataFrame(columns=["source", "target", "method"])
+        lineage = pd.DataFrame(columns=["source", "target", "method", "relation", "sentence", "ambiguous"])
     try:
         clusters = cluster_papers(with_methods, seed=0, index=index)
     except ValueError:  # a corpus too small to cluster
@@ -129,6 +136,7 @@ def corpus_tables(corpus: str | Path | None = None, taxonomy: str | Path | None 
         "neighbours": neighbours_df,
         "claims": extract_claims(papers),
         "methods": methods.reset_index(drop=True),
+        "mentions": mentions,
         "clusters": clusters,
         "lineage": lineage,
     }
@@ -225,15 +233,20 @@ def run_build(config: BuildConfig) -> BuildReport:
 
     data_files: list[Path] = []
     data_error = ""
-    if config.data:
-        try:
-            data_files = write_corpus_tables(data_dir, corpus, taxonomy)
-        except Exception as exc:  # report and still build the notebooks
-            data_error = _one_line(f"{type(exc).__name__}: {exc}", 400)
+    tables: dict[str, pd.DataFrame] = {}
+    try:
+        tables = corpus_tables(corpus, taxonomy, neighbours=PAPER_NEIGHBOURS)
+        if config.data:
+            for name, df in tables.items():
+                data_files += write_data_table(df, data_dir, name)
+    except Exception as exc:  # report and still build the notebooks
+        data_error = _one_line(f"{type(exc).__name__}: {exc}", 400)
+    paper_ids = frozenset(tables["papers"]["paper_id"]) if tables else frozenset()
 
     paths = reg.notebook_paths(source_dir, config.only)
     site_dir.mkdir(parents=True, exist_ok=True)
     site.write_plotly_js(site_dir)
+    paper_pages.write_assets(site_dir)
     phase = {"corpus tables": time.perf_counter() - start}
     reports = _experiment_runs(paths, config, warnings)
     phase["experiment runs"] = time.perf_counter() - start - phase["corpus tables"]
@@ -250,7 +263,7 @@ def run_build(config: BuildConfig) -> BuildReport:
                                           page_bytes=page.stat().st_size, reused=True))
             continue
         jobs.append((str(path), str(executed), params, str(res_dir / path.stem), config.kernel_name,
-                     config.cell_timeout, str(page)))
+                     config.cell_timeout, str(page), paper_ids))
     with _kernel_env(PLOTLY_RENDERER="plotly_mimetype"):
         bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not config.progress or not jobs)
         for result in _run_notebooks(jobs, max(1, config.jobs)):
@@ -265,11 +278,12 @@ def run_build(config: BuildConfig) -> BuildReport:
     results.sort(key=lambda r: order.get(r.notebook, 0))
     phase["notebooks"] = time.perf_counter() - start - sum(phase.values())
 
-    index = write_site_index(site_dir, source_dir, corpus, results, warnings)
+    index = write_site_index(site_dir, source_dir, corpus, results, warnings, tables=tables)
+    phase["site pages"] = time.perf_counter() - start - sum(phase.values())
     phase["total"] = time.perf_counter() - start
     return BuildReport(config=config, results=tuple(results), data_files=tuple(map(str, data_files)),
                        index=str(index), data_error=data_error, warnings=tuple(warnings),
-                       seconds={k: round(v, 1) for k, v in phase.items()})
+                       seconds={k: round(v, 1) for k, v in phase.items()}, site_files=site_file_sizes(site_dir))
 
 
 def _package_digest() -> str:
@@ -328,12 +342,13 @@ def _experiment_runs(paths: list[Path], config: BuildConfig, warnings: list[str]
 
 
 def _execute_and_export(path: str, executed: str, params: dict, cwd: str, kernel_name: str,
-                        cell_timeout: int | None, page: str) -> NotebookResult:
-    """Execute one notebook and export its page (a top-level function, so a process pool can run it)."""
+                        cell_timeout: int | None, page: str, paper_ids=frozenset()) -> NotebookResult:
+    """Execute one notebook and export its page (a top-level function, so a process pool can run it);
+    `paper_ids`: the papers with a page, which the notebook's page links."""
     result = execute_notebook(path, executed, params, cwd=cwd, kernel_name=kernel_name, cell_timeout=cell_timeout)
     if Path(executed).exists():
         try:
-            size = site.export_page(executed, page)
+            size = site.export_page(executed, page, paper_ids=paper_ids)
             result = NotebookResult(**{**asdict(result), "html": str(page), "page_bytes": size})
         except Exception as exc:
             result = NotebookResult(**{**asdict(result), "status": "failed", "failing_cell": "(export)",
@@ -356,8 +371,9 @@ def _run_notebooks(jobs: list[tuple], workers: int):
 
 
 def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str | Path | None,
-                     results=(), warnings: list[str] | None = None) -> Path:
-    """Write `index.html` listing every notebook of `source_dir`, built this time (`results`) or earlier."""
+                     results=(), warnings: list[str] | None = None, *, tables: dict | None = None) -> Path:
+    """Write `index.html` listing every notebook of `source_dir`, built this time (`results`) or earlier;
+    with the corpus `tables` (`corpus_tables`), also one page per paper and the list of papers."""
     site_dir = Path(site_dir)
     built = {r.notebook: r for r in results}
     page_rows = []
@@ -374,24 +390,72 @@ def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str |
     pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "status", "page_bytes",
                                              "reproduces", "related", "provenance"])
     corpus_file = Path(corpus) if corpus else default_corpus_path()
-    try:
-        papers = load_corpus(corpus_file)
-    except Exception as exc:
-        if warnings is not None:
-            warnings.append(f"corpus not readable for the index: {exc}")
-        papers = pd.DataFrame(columns=["paper_id", "title"])
+    if tables:
+        papers = tables["papers"]
+    else:
+        try:
+            papers = load_corpus(corpus_file)
+        except Exception as exc:
+            if warnings is not None:
+                warnings.append(f"corpus not readable for the index: {exc}")
+            papers = pd.DataFrame(columns=["paper_id", "title"])
     links = reg.registry_papers(pages, papers)
-    return site.write_index(site_dir, pages, links, corpus_name=corpus_file.name)
+    explorer = EXPLORER_PAGE if (site_dir / EXPLORER_PAGE).exists() else None
+    paper_ids = None
+    if tables:
+        notebook_pages = {r.notebook: r.html for r in pages.itertuples() if r.html}
+        paper_pages.write_paper_pages(site_dir, tables, links, notebook_pages=notebook_pages, explorer=explorer)
+        paper_ids = set(tables["papers"]["paper_id"])
+    return site.write_index(site_dir, pages, links, corpus_name=corpus_file.name, paper_ids=paper_ids,
+                            explorer=explorer)
 
 
 def export_site(executed: list[str | Path], site_dir: str | Path, *, source_dir: str | Path | None = None,
-                corpus: str | Path | None = None) -> dict[str, int]:
-    """Export already executed notebooks to pages plus plotly.js and the index; returns page sizes."""
+                corpus: str | Path | None = None, taxonomy: str | Path | None = None,
+                papers: bool = True) -> dict[str, int]:
+    """Export already executed notebooks to pages plus the shared files, the index and (with
+    `papers`) one page per paper of `corpus`; returns the notebook page sizes."""
     site_dir = Path(site_dir)
     site.write_plotly_js(site_dir)
-    sizes = {Path(p).name: site.export_page(p, site_dir / f"{Path(p).stem}.html") for p in executed}
-    write_site_index(site_dir, source_dir or notebooks_dir(), corpus)
+    paper_pages.write_assets(site_dir)
+    tables = corpus_tables(corpus, taxonomy, neighbours=PAPER_NEIGHBOURS) if papers else None
+    paper_ids = frozenset(tables["papers"]["paper_id"]) if tables else None
+    sizes = {Path(p).name: site.export_page(p, site_dir / f"{Path(p).stem}.html", paper_ids=paper_ids)
+             for p in executed}
+    write_site_index(site_dir, source_dir or notebooks_dir(), corpus, tables=tables)
     return sizes
+
+
+def site_file_sizes(site_dir: str | Path) -> dict[str, int]:
+    """Bytes of the site's files other than notebook pages: the shared scripts and stylesheet,
+    the index and every page under `papers/` (relative path -> bytes)."""
+    site_dir = Path(site_dir)
+    shared = [site.PLOTLY_JS, paper_pages.STYLESHEET, paper_pages.EXPLORER_JS, paper_pages.ITABLES_JS, "index.html"]
+    sizes = {name: (site_dir / name).stat().st_size for name in shared if (site_dir / name).is_file()}
+    for f in sorted((site_dir / paper_pages.PAPERS_DIR).glob("*.html")):
+        sizes[f"{paper_pages.PAPERS_DIR}/{f.name}"] = f.stat().st_size
+    return sizes
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:.0f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def format_site_sizes(sizes: dict[str, int]) -> list[str]:
+    """Summary lines of `site_file_sizes`: paper pages (count, median and largest) and shared files."""
+    lines = []
+    papers = sorted(v for k, v in sizes.items() if k.startswith(paper_pages.PAPERS_DIR + "/")
+                    and k != f"{paper_pages.PAPERS_DIR}/index.html")
+    if papers:
+        lines.append(f"paper pages: {len(papers)} in {paper_pages.PAPERS_DIR}/, median "
+                     f"{_kib(papers[len(papers) // 2])}, largest {_kib(papers[-1])}, {_kib(sum(papers))} in all; "
+                     "no script, one shared stylesheet")
+    shared = [f"{k} {_kib(v)}" for k, v in sizes.items()
+              if not k.startswith(paper_pages.PAPERS_DIR + "/") and k != "index.html"]
+    if shared:
+        lines.append("shared files (loaded once, from disk): " + ", ".join(shared)
+                     + (f"; index.html {_kib(sizes['index.html'])}" if "index.html" in sizes else ""))
+    return lines
 
 
 def format_report(report: BuildReport) -> str:
@@ -411,6 +475,7 @@ def format_report(report: BuildReport) -> str:
     for r in report.results:
         if r.provenance:
             lines.append(f"{Path(r.notebook).stem}: {r.provenance}")
+    lines += format_site_sizes(report.site_files)
     if report.seconds:
         lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()))
     if report.index:

@@ -1,5 +1,5 @@
-"""The corpus explorer: search and facet filters, results table, map highlighting, "papers like
-this" and a Markdown reading list.
+"""The corpus explorer: search, facet and method filters, results table, map highlighting, "papers
+like this" and a Markdown reading list.
 
 The filtering, table and reading-list functions are plain functions on DataFrames (tested on
 their own); `Explorer` only wires them to ipywidgets. Every corpus string shown in a widget is
@@ -16,10 +16,15 @@ import numpy as np
 import pandas as pd
 
 from paperlib.corpus.figures import first_sentence, paper_hover
+from paperlib.corpus.methods import method_counts
+from paperlib.corpus.vocabulary import load_vocabulary, name_key
 from paperlib.corpus.relate import PaperIndex, similar
 from paperlib.corpus.tagging import as_list
+from paperlib.site.explorer_page import EXPLORER_MIME, explorer_payload
+from paperlib.site.reading import markdown_list
 
 FACETS = ("theme", "kind", "domain")
+METHODS_SHOWN = 5  # names per paper in the results table
 
 
 def explorer_table(tagged: pd.DataFrame, runnable: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -46,6 +51,7 @@ class Query:
     domain: tuple[str, ...] = ()
     has_code: bool = False  # only papers with a code link
     runnable: bool = False  # only papers with a runnable notebook
+    methods: tuple[str, ...] = ()  # papers naming any of these methods (any spelling; needs a `methods` column)
 
 
 def filter_papers(table: pd.DataFrame, query: Query) -> pd.DataFrame:
@@ -60,6 +66,13 @@ def filter_papers(table: pd.DataFrame, query: Query) -> pd.DataFrame:
         wanted = set(getattr(query, facet))
         if wanted:
             mask &= np.array([bool(wanted & set(as_list(v))) for v in table[facet]], dtype=bool)
+    if query.methods:
+        if "methods" not in table.columns:
+            raise KeyError("filtering by method needs a 'methods' column; run extract_methods on the papers first")
+        vocabulary = load_vocabulary()
+        terms = [vocabulary.term(m) for m in query.methods]  # any spelling: "direct preference optimization" is DPO
+        wanted_keys = {name_key(m) for m in query.methods} | {name_key(t.name) for t in terms if t is not None}
+        mask &= np.array([bool(wanted_keys & {name_key(m) for m in as_list(v)}) for v in table["methods"]], dtype=bool)
     if query.has_code:
         mask &= table["has_code"].to_numpy(dtype=bool)
     if query.runnable:
@@ -68,7 +81,8 @@ def filter_papers(table: pd.DataFrame, query: Query) -> pd.DataFrame:
 
 
 def results_view(selection: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
-    """The columns a reader scans: title, theme, kind, domain, code, notebook (lists joined)."""
+    """The columns a reader scans: title, theme, kind, domain, code, notebook (lists joined), and
+    the first methods each paper names when the table has them."""
     view = pd.DataFrame({
         "title": selection["title"].astype(str),
         "theme": [", ".join(as_list(v)) for v in selection["theme"]],
@@ -77,6 +91,9 @@ def results_view(selection: pd.DataFrame, limit: int = 50) -> pd.DataFrame:
         "code": ["yes" if v else "" for v in selection["has_code"]],
         "notebook": [", ".join(v) for v in selection["runnable"]],
     })
+    if "methods" in selection.columns:
+        view["methods"] = [", ".join(as_list(v)[:METHODS_SHOWN]) + (" …" if len(as_list(v)) > METHODS_SHOWN else "")
+                           for v in selection["methods"]]
     return view.head(limit).reset_index(drop=True)
 
 
@@ -88,24 +105,12 @@ def results_html(selection: pd.DataFrame, limit: int = 50) -> str:
 
 
 def reading_list_markdown(selection: pd.DataFrame, *, heading: str = "Reading list") -> str:
-    """The selection as Markdown: title, tags, one-line summary, code links, runnable notebook.
+    """The selection as Markdown: title, tags, one-line summary, code links, runnable notebook
+    (`reading.reading_list` gives BibTeX, CSV, a printable handout and session plans too).
 
     Corpus text is HTML-escaped so a Markdown viewer shows it as text, never as markup.
     """
-    esc = html.escape
-    lines = [f"# {esc(heading)}", "", f"{len(selection)} papers.", ""]
-    for rec in selection.to_dict("records"):
-        tags = [", ".join(as_list(rec.get(f))) for f in FACETS if rec.get(f) is not None]
-        lines.append(f"## {esc(str(rec['title']))}")
-        lines.append("")
-        lines.append(f"- tags: {esc(' | '.join(t for t in tags if t))}")
-        lines.append(f"- summary: {esc(rec.get('summary') or first_sentence(rec.get('abstract', '')))}")
-        for url in as_list(rec.get("code_urls")):
-            lines.append(f"- code: <{esc(url)}>")
-        for nb in as_list(rec.get("runnable")):
-            lines.append(f"- runnable notebook: {esc(nb)}")
-        lines.append("")
-    return "\n".join(lines)
+    return markdown_list(selection, heading=heading)
 
 
 def write_reading_list(selection: pd.DataFrame, path: str | Path, *, heading: str = "Reading list") -> Path:
@@ -152,6 +157,12 @@ class Explorer:
             options = sorted({t for v in self.table[facet] for t in as_list(v)})
             self.facets[facet] = w.SelectMultiple(options=options, description=facet, rows=6,
                                                   layout=w.Layout(width="260px"))
+        self.methods = None
+        if "methods" in self.table.columns:
+            counts = method_counts(self.table)
+            # Select labels are plain text in the browser, so names need no escaping there
+            self.methods = w.SelectMultiple(options=[(f"{m} ({n})", m) for m, n in zip(counts["method"], counts["papers"])],
+                                            description="method", rows=6, layout=w.Layout(width="260px"))
         self.has_code = w.Checkbox(description="has code", indent=False)
         self.runnable = w.Checkbox(description="runnable experiment", indent=False)
         self.count = w.HTML()
@@ -175,21 +186,31 @@ class Explorer:
                                   hoverlabel=dict(align="left"))
         self._hover = dict(zip(xy["paper_id"], hover))
 
-        for control in [self.search, self.has_code, self.runnable, *self.facets.values()]:
+        controls = [self.search, self.has_code, self.runnable, *self.facets.values()]
+        for control in controls + ([self.methods] if self.methods is not None else []):
             control.observe(self._refresh, names="value")
         self.pick.observe(self._show_similar, names="value")
         self.save.on_click(self._write)
         self.widget = w.VBox([
             w.HBox([self.search, self.has_code, self.runnable]),
-            w.HBox(list(self.facets.values())),
+            w.HBox(list(self.facets.values()) + ([self.methods] if self.methods is not None else [])),
             self.count, self.results, self.figure,
             self.pick, self.like, w.HBox([self.save, self.saved]),
         ])
         self._refresh()
 
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The widgets for JupyterLab, plus the papers and the map as data that the site's export
+        turns into the offline explorer (`explorer_page`)."""
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        facets = (*self.facets, "methods") if self.methods is not None else tuple(self.facets)
+        bundle[EXPLORER_MIME] = explorer_payload(self.table, self._xy[["x", "y"]].reset_index(), facets=facets)
+        return bundle
+
     def query(self) -> Query:
         """The current widget state as a `Query`."""
         return Query(text=self.search.value, has_code=self.has_code.value, runnable=self.runnable.value,
+                     methods=tuple(self.methods.value) if self.methods is not None else (),
                      **{f: tuple(self.facets[f].value) for f in FACETS})
 
     def selection(self) -> pd.DataFrame:

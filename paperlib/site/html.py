@@ -2,8 +2,10 @@
 
 Plotly figures travel in the executed notebooks as their JSON mimetype; here each becomes a
 `<div>` plus a `Plotly.newPlot` call, and plotly.js is written once per site next to the pages
-(`plotly.min.js`) instead of once per figure, so pages stay small. Nothing is loaded from a CDN
+(`plotly.min.js`) instead of once per figure, so pages stay small. The explorer's data becomes the
+offline explorer (`explorer_page`); other widgets become a note. Nothing is loaded from a CDN
 (no require.js, MathJax or widget manager). Corpus text reaching HTML goes through `html.escape`.
+Notebook pages and the index link the corpus papers they name to their pages (`pages`).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block body_header -%}
 {{ super() }}
 <nav class="paperlib-nav" style="padding: 8px 16px; font-family: sans-serif;">
-<a href="index.html">&larr; paperlib notebook collection</a></nav>
+<a href="index.html">&larr; paperlib notebook collection</a>{{ resources.paperlib_papers_nav }}</nav>
 {%- endblock body_header -%}
 """
 
@@ -48,9 +50,13 @@ def _plotly_html(fig: dict) -> str:
 
 
 def static_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of an executed notebook ready for static HTML: plotly JSON to HTML, widgets to a note."""
+    """A copy of an executed notebook ready for static HTML: plotly JSON to HTML, the explorer's
+    data to the offline explorer, other widgets to a note."""
+    from paperlib.site.explorer_page import EXPLORER_MIME, explorer_html
+
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
+    explorers = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -60,6 +66,10 @@ def static_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 continue
             if PLOTLY_MIME in data:
                 output["data"] = {"text/html": _plotly_html(data[PLOTLY_MIME])}
+            elif EXPLORER_MIME in data:
+                explorers += 1
+                output["data"] = {"text/html": explorer_html(data[EXPLORER_MIME],
+                                                             element_id=f"paperlib-explorer-{explorers}")}
             elif WIDGET_MIME in data:
                 output["data"] = {"text/html": _WIDGET_NOTE}
     return nb
@@ -77,11 +87,33 @@ def write_plotly_js(site_dir: str | Path) -> Path:
     return target
 
 
-def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str = PLOTLY_JS) -> int:
-    """Export one executed notebook to an HTML page; returns the page size in bytes."""
+def papers_nav(meta: dict, paper_ids=None) -> str:
+    """The notebook page's links to the pages of the corpus papers its registry record names
+    (those in `paper_ids`, the papers that have a page; none when not given), escaped."""
+    from paperlib.corpus.reader import paper_id
+    from paperlib.site.pages import paper_href
+
+    if not paper_ids:
+        return ""
+    parts = []
+    for key, label in (("reproduces", "reproduces"), ("related", "related papers")):
+        titles = [t for t in meta.get(key) or [] if isinstance(t, str)]
+        links = [f'<a href="{html.escape(paper_href(paper_id(t)), quote=True)}">{html.escape(t)}</a>'
+                 for t in titles if paper_id(t) in paper_ids]
+        if links:
+            parts.append(f"{label}: " + " · ".join(links))
+    return "".join(f' <span class="paperlib-papers">&middot; {p}</span>' for p in parts)
+
+
+def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str = PLOTLY_JS,
+                paper_ids=None) -> int:
+    """Export one executed notebook to an HTML page; returns the page size in bytes. `paper_ids`:
+    the papers that have a page, which the navigation links when the notebook names them."""
     from nbconvert import HTMLExporter
 
-    nb = static_notebook(nbformat.read(str(executed), as_version=4))
+    raw = nbformat.read(str(executed), as_version=4)
+    nav = papers_nav(raw.metadata.get("paperlib", {}), paper_ids)
+    nb = static_notebook(raw)
     exporter = HTMLExporter(
         template_name="lab",
         extra_loaders=[jinja2.DictLoader({"paperlib_page.html.j2": _PAGE_TEMPLATE})],
@@ -89,7 +121,8 @@ def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str 
     )
     title = nb.metadata.get("paperlib", {}).get("title") or Path(executed).stem
     nb.metadata["title"] = title
-    body, _ = exporter.from_notebook_node(nb, resources={"paperlib_plotly_src": plotly_src})
+    body, _ = exporter.from_notebook_node(nb, resources={"paperlib_plotly_src": plotly_src,
+                                                         "paperlib_papers_nav": nav})
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(body, encoding="utf-8")
@@ -104,14 +137,26 @@ ul.papers { margin: 0.3em 0 0.3em 1.2em; padding: 0; } ul.papers li { margin: 0.
 """
 
 
-def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "") -> str:
+def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "", paper_ids=None,
+               explorer: str | None = None) -> str:
     """The site's index page as HTML.
 
     `pages`: notebook, title, summary, html (relative link or ""), status, page_bytes;
-    `links`: the registry link table (notebook, relation, paper_id, title, matched).
+    `links`: the registry link table (notebook, relation, paper_id, title, matched);
+    `paper_ids`: the papers that have a page (their titles become links, and the index links the
+    list of all papers); `explorer`: the explorer page, linked at the top.
     Every corpus-derived string is escaped.
     """
+    from paperlib.site.pages import PAPERS_DIR, paper_href
+
     esc = html.escape
+    paper_ids = set(paper_ids or ())
+
+    def paper(pid: str, title: str) -> str:
+        if pid in paper_ids:
+            return f'<a href="{esc(paper_href(pid), quote=True)}">{esc(title)}</a>'
+        return esc(title)
+
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         "<title>paperlib: notebooks on how models are trained</title>",
@@ -122,6 +167,14 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
     ]
     if corpus_name:
         parts.append(f'<p class="meta">Corpus: {esc(corpus_name)}</p>')
+    browse = []
+    if explorer:
+        browse.append(f'<a href="{esc(explorer, quote=True)}">Explorer</a>: search, filter and map the corpus, '
+                      "take a reading list away")
+    if paper_ids:
+        browse.append(f'<a href="{PAPERS_DIR}/index.html">All {len(paper_ids)} papers</a>, one page each')
+    if browse:
+        parts.append('<p class="browse">' + " &middot; ".join(browse) + "</p>")
     for rec in pages.itertuples(index=False):
         status_cls = "status-ok" if rec.status == "ok" else "status-failed"
         heading = esc(rec.title)
@@ -141,16 +194,18 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
         for relation, label in (("reproduces", "Reproduces"), ("related", "Related papers")):
             mine = links[(links["notebook"] == rec.notebook) & (links["relation"] == relation)]
             if len(mine):
-                items = "".join(f"<li>{esc(t)}</li>" for t in mine["title"])
+                items = "".join(f"<li>{paper(pid, t)}</li>" for pid, t in zip(mine["paper_id"], mine["title"]))
                 parts.append(f'<p class="meta">{label} ({len(mine)}):</p><ul class="papers {relation}">{items}</ul>')
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_index(site_dir: str | Path, pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "") -> Path:
+def write_index(site_dir: str | Path, pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "",
+                paper_ids=None, explorer: str | None = None) -> Path:
     """Write `index.html` into the site folder."""
     target = Path(site_dir) / "index.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(index_html(pages, links, corpus_name=corpus_name), encoding="utf-8")
+    target.write_text(index_html(pages, links, corpus_name=corpus_name, paper_ids=paper_ids, explorer=explorer),
+                      encoding="utf-8")
     return target
