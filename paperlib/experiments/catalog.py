@@ -23,7 +23,10 @@ EXPERIMENTS = {
     "12_rehearsal_schedules": "continual.rehearsal",
     "20_curriculum_pacing": "curriculum.experiment",
     "30_distillation": "distillation.experiment",
+    "40_preference_optimisation": "preference.experiment",
+    "41_rl_reasoning": "reasoning.experiment",
     "50_editing_unlearning": "editing.experiment",
+    "60_low_rank_adaptation": "adaptation.experiment",
     "70_pruning_quantisation": "efficiency.experiment",
 }
 
