@@ -60,13 +60,13 @@ from paperlib.paths import default_corpus_path
 from paperlib.store import load_reference
 
 NAME = "adaptation.experiment"
-CODE_VERSION = 2
+CODE_VERSION = 3
 
 PRETRAINED, PRETRAINING, FULL, LORA = "pre-trained", "pre-training", "full fine-tuning", "LoRA"
 OLD, NEW = "abstracts", "python"
 NEW_LOSS, OLD_LOSS, FORGETTING, VALID_LOSS = ("new-domain loss", "old-domain loss", "forgetting",
                                               "new-domain validation loss")
-ERANK, ERANK90, DELTA_NORM = "effective rank", "rank for 90% of the energy", "Frobenius norm"
+ERANK, ERANK90 = "effective rank", "rank for 90% of the energy"
 
 SYMBOLS = "\n" + "".join(chr(i) for i in range(32, 127))  # newline and printable ASCII
 VOCAB = Vocab(SYMBOLS)
@@ -371,26 +371,28 @@ def _spectrum(delta: torch.Tensor) -> torch.Tensor:
 
 
 def update_spectrum_rows(current: dict[str, torch.Tensor], start: dict[str, torch.Tensor], **columns) -> list[dict]:
-    """Effective rank, rank for 90% of the energy and Frobenius norm of W - W_start per target matrix."""
+    """Effective rank and rank for 90% of the energy of W - W_start per target matrix."""
     rows = []
     for path, w in current.items():
         s = _spectrum(w - start[path])
         layer, matrix = _where(path)
         finite = bool(torch.isfinite(s).all())
         for metric, value in ((ERANK, effective_rank(values=s) if finite else math.nan),
-                              (ERANK90, energy_rank(values=s, share=0.9) if finite else math.nan),
-                              (DELTA_NORM, float(torch.sqrt((s ** 2).sum())))):
+                              (ERANK90, energy_rank(values=s, share=0.9) if finite else math.nan)):
             rows.append({**columns, "layer": layer, "matrix": matrix, "metric": metric, "value": float(value)})
     return rows
 
 
 def singular_value_rows(current: dict[str, torch.Tensor], start: dict[str, torch.Tensor], **columns) -> list[dict]:
-    """Every singular value of W - W_start per target matrix, largest first (index 1, 2, ...)."""
-    rows = []
+    """The singular values of W - W_start, largest first (index 1, 2, ...), averaged index by index
+    over the layers for each kind of matrix (attention in and out, MLP in and out)."""
+    by_kind: dict[str, list[torch.Tensor]] = {}
     for path, w in current.items():
-        layer, matrix = _where(path)
-        for i, v in enumerate(_spectrum(w - start[path]).tolist(), start=1):
-            rows.append({**columns, "layer": layer, "matrix": matrix, "index": i, "value": float(v)})
+        by_kind.setdefault(_where(path)[1], []).append(_spectrum(w - start[path]))
+    rows = []
+    for matrix, spectra in by_kind.items():
+        for i, v in enumerate(torch.stack(spectra).mean(0).tolist(), start=1):
+            rows.append({**columns, "matrix": matrix, "index": i, "value": float(v)})
     return rows
 
 
@@ -554,7 +556,7 @@ def _base_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 class AdaptationResults(Results):
     """Long tables: `adaptation` (method, rank, lr, seed, step, metric, value), `pretraining`
     (seed, step, metric, value), `spectrum` (method, rank, lr, seed, step, layer, matrix, metric,
-    value), `singular_values` (method, lr, seed, step, layer, matrix, index, value) and `cost`
+    value), `singular_values` (method, lr, seed, step, matrix, index, value) and `cost`
     (method, rank, lr, seed, metric, value). `rank` is empty for everything but LoRA."""
 
     name = "adaptation"

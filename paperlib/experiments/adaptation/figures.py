@@ -154,13 +154,13 @@ def plot_update_rank(spectrum: pd.DataFrame, adaptation: pd.DataFrame, d_model: 
 
 
 def plot_spectrum(singular_values: pd.DataFrame, adaptation: pd.DataFrame) -> go.Figure:
-    """Singular values of the final update divided by its largest, by index (log scale), one line
-    per kind of matrix (mean over layers and seeds): pre-training's W - W_init and full
-    fine-tuning's Delta W at its selected rate."""
+    """Singular values of the final update divided by the largest, by index (log scale), one line
+    per kind of matrix (singular values averaged over layers, then the ratio over seeds):
+    pre-training's W - W_init and full fine-tuning's Delta W at its selected rate."""
     pick = selected_lrs(adaptation)
     full_lr = float(pick.loc[pick["config"] == FULL, "lr"].iloc[0])
     sv = singular_values.copy()
-    top = sv.groupby(["method", "lr", "seed", "layer", "matrix"])["value"].transform("max")
+    top = sv.groupby(["method", "lr", "seed", "matrix"])["value"].transform("max")
     sv["share"] = sv["value"] / top.where(top > 0, 1.0)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("pre-training: W − W_init", f"full fine-tuning: W − W0 (lr {full_lr:g})"),
                         shared_yaxes=True)
