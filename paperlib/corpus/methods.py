@@ -15,7 +15,6 @@ and by the name a title introduces; their type is guessed from context ("on X", 
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
+from paperlib.corpus.files import read_json_labels
 from paperlib.corpus.reader import extract_acronym, normalise_title
 from paperlib.corpus.tagging import as_list
 from paperlib.corpus.taxonomy import load_taxonomy
@@ -1021,12 +1021,7 @@ def theme_cooccurrence(tagged: pd.DataFrame, *, facet: str = "theme", taxonomy=N
 def load_mention_gold(path: str | Path) -> list[dict]:
     """Hand labels: a JSON list of {title, mentions: [{name, also?, type, relations}]}."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read gold labels: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}, line {exc.lineno}: not valid JSON: {exc.msg}") from None
+    data = read_json_labels(path)
     if not isinstance(data, list) or not all(isinstance(r, dict) and "title" in r and isinstance(r.get("mentions"), list)
                                              for r in data):
         raise ValueError(f"{path}: gold labels must be a JSON list of objects with 'title' and a list 'mentions'")

@@ -9,7 +9,6 @@ visited, so 100k abstracts are tagged in well under a minute of CPU.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from paperlib.corpus.files import read_json_labels
 from paperlib.corpus.reader import extract_acronym, normalise_title
 from paperlib.corpus.taxonomy import TOKEN, Facet, Taxonomy, load_taxonomy
 from paperlib.corpus.terms import class_tfidf_terms, paper_texts
@@ -388,12 +388,7 @@ def tag_papers(papers: pd.DataFrame, taxonomy: Taxonomy | str | Path | None = No
 def load_gold(path: str | Path) -> pd.DataFrame:
     """Hand labels (JSON list of {title, theme, kind, domain, ...}) as a DataFrame."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read gold labels: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}, line {exc.lineno}: not valid JSON: {exc.msg}") from None
+    data = read_json_labels(path)
     if not isinstance(data, list) or not all(isinstance(r, dict) and "title" in r for r in data):
         raise ValueError(f"{path}: gold labels must be a JSON list of objects with a 'title'")
     return pd.DataFrame(data)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from paperlib.errors import TaxonomyError
+from paperlib.corpus.files import line_loader
 from paperlib.paths import default_taxonomy_path
 
 WHERE = ("any", "title", "abstract", "claim")
@@ -118,23 +119,6 @@ class Taxonomy:
         return {t.name: t.definition for f in self.facets for t in f.tags}
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records each mapping's line as `__line__` and rejects duplicate keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise TaxonomyError(self.name, key_node.start_mark.line + 1,
-                                    f"duplicate key {key!r} (first on line {seen[key]})")
-            seen[key] = key_node.start_mark.line + 1
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping["__line__"] = node.start_mark.line + 1
-        mapping["__keylines__"] = seen
-        return mapping
-
-
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read a taxonomy YAML file (the shipped default when `path` is None) and check every field."""
     path = Path(path) if path is not None else default_taxonomy_path()
@@ -147,7 +131,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 
 def parse_taxonomy(text: str, *, source: str | None = None) -> Taxonomy:
     """Build a `Taxonomy` from YAML text; errors name `source`, the tag and the line."""
-    loader = _LineLoader(text)
+    loader = line_loader(TaxonomyError)(text)
     loader.name = source
     try:
         raw = loader.get_single_data()

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from paperlib.errors import PaperlibInputError
+from paperlib.corpus.files import line_loader
 from paperlib.paths import shipped_dir
 
 TYPES = ("method", "model", "benchmark", "metric", "tool")
@@ -248,23 +249,6 @@ def _case_ok(form: str, found: str, keep_capitals: bool = False) -> bool:
 
 # ---------------------------------------------------------------- reading the file
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records each mapping's line as `__line__` and rejects duplicate keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise VocabularyError(self.name, key_node.start_mark.line + 1,
-                                      f"duplicate key {key!r} (first on line {seen[key]})")
-            seen[key] = key_node.start_mark.line + 1
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping["__line__"] = node.start_mark.line + 1
-        mapping["__keylines__"] = seen
-        return mapping
-
-
 def load_vocabulary(path: str | Path | None = None) -> Vocabulary:
     """Read a vocabulary YAML file (the shipped default when `path` is None) and check every field.
     Sections the file leaves out (`generic`, `relations`, `context`, `heads`, `endings`, `types`)
@@ -326,7 +310,7 @@ def _words(value, source, line, what) -> tuple[str, ...]:
 
 
 def _parse(text: str, source) -> tuple[Vocabulary, set]:
-    loader = _LineLoader(text)
+    loader = line_loader(VocabularyError)(text)
     loader.name = source
     try:
         raw = loader.get_single_data()
