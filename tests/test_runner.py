@@ -99,3 +99,13 @@ def test_findings_come_from_the_numbers(tmp_path):
     res = scenarios.run(_config(), store=ResultStore(tmp_path), progress=False)
     f = res.findings()
     assert {"claim", "measured", "verdict"} <= set(f.columns) and len(f)
+
+
+def test_config_from_unit_json_and_claim_verdicts():
+    from paperlib.experiments.findings import Comparison
+
+    cfg = runner.config_from(scenarios.Config, {"hidden": [8, 4], "seeds": [3], "method": "ignored"})
+    assert cfg.hidden == (8, 4) and cfg.seeds == (3,)
+    up = Comparison("a", "b", 0.9, 0.01, 3, 0.5, 0.01, 3, "acc")
+    level = Comparison("a", "b", 0.5, 0.2, 3, 0.45, 0.2, 3, "acc")
+    assert up.claim("higher") == "holds" and up.claim("lower") == "fails" and level.claim() == "unresolved"

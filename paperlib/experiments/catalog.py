@@ -13,7 +13,13 @@ from typing import Iterable
 
 import pandas as pd
 
-from paperlib.experiments.runner import RunReport, Unit, experiment_module, run_units, unit_key
+from paperlib.experiments.runner import (
+    RunReport,
+    Unit,
+    experiment_module,
+    run_units,
+    unit_key,
+)
 from paperlib.store import ResultStore, shipped_results_dir
 
 # notebook stem -> experiment (module under paperlib.experiments)

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paperlib.experiments.download import download as download_file, read_idx
 from paperlib.errors import DatasetError
+from paperlib.experiments.download import download as download_file
+from paperlib.experiments.download import read_idx
 from paperlib.paths import data_home
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

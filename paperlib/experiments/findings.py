@@ -60,6 +60,12 @@ class Comparison:
             return "within seed spread"
         return "higher" if self.gap > 0 else "lower"
 
+    def claim(self, expected: str = "higher") -> str:
+        """'holds', 'fails' or 'unresolved' for the claim that a is `expected` ('higher' or 'lower') than b."""
+        if self.verdict == expected:
+            return "holds"
+        return "fails" if self.verdict in ("higher", "lower") else "unresolved"
+
     def _fmt(self, mean: float, std: float, n: int) -> str:
         d = self.decimals
         return f"{mean:.{d}f} ± {std:.{d}f} (n={n})" if n > 1 else f"{mean:.{d}f} (one seed)"

@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a target distribution per row: mean of -sum_k q_k log p_k."""
     return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()

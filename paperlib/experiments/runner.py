@@ -34,7 +34,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from paperlib.store import ResultStore, UnitRecord, canonical_json, save_results, to_jsonable, write_json
+from paperlib.store import (
+    ResultStore,
+    UnitRecord,
+    canonical_json,
+    save_results,
+    to_jsonable,
+    write_json,
+)
 
 SCHEDULER_ENV = "PAPERLIB_DASK_SCHEDULER"
 
@@ -87,6 +94,15 @@ class Unit:
     def label(self) -> str:
         parts = [f"{k}={v}" for k, v in self.config.items() if isinstance(v, (str, int, float)) and k != "dataset"]
         return f"{self.experiment}[{', '.join(parts[:4])}, seed={self.seed}]"
+
+
+def config_from(cls: type, settings: Mapping) -> Any:
+    """A frozen config dataclass rebuilt from a unit's JSON values (lists back to tuples; keys the
+    class does not have are ignored, so a unit may also carry its own keys such as "method")."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in known})
 
 
 def make_unit(experiment: str, config: Mapping, seed: int, device: str = "auto") -> Unit:
@@ -210,7 +226,8 @@ def _iter_local(units: Sequence[Unit], jobs: int) -> Iterable[tuple[int, UnitRec
 
 def _iter_dask(units: Sequence[Unit], scheduler: str | None, retries: int) -> Iterable[tuple[int, UnitRecord]]:
     try:
-        from distributed import Client, as_completed as dask_completed
+        from distributed import Client
+        from distributed import as_completed as dask_completed
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("executor='dask' needs dask.distributed: pip install 'paperlib[dask]'") from exc
     address = scheduler or os.environ.get(SCHEDULER_ENV)

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-
 _DEVICE: list[str] = []  # the device chosen by `use_device`, innermost last
 
 

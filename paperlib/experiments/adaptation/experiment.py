@@ -33,7 +33,7 @@ import sysconfig
 import time
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,13 @@ from paperlib.experiments.adaptation.lora import (
 )
 from paperlib.experiments.findings import Comparison, compare_paired, summarize
 from paperlib.experiments.lm import LMConfig, TinyLM, Vocab
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
+from paperlib.experiments.runner import (
+    Results,
+    Unit,
+    config_from,
+    make_unit,
+    run_experiment,
+)
 from paperlib.experiments.training import LoopConfig, device, train_loop
 from paperlib.paths import default_corpus_path
 from paperlib.store import load_reference
@@ -329,9 +335,6 @@ def units(config: Config, *, device: str = "auto") -> list[Unit]:
     return out
 
 
-def _config_of(settings: dict) -> Config:
-    names = {f.name for f in fields(Config)}
-    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in names})
 
 
 def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
@@ -339,7 +342,7 @@ def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
     settings = dict(config)
     method = settings.pop("method")
     rank, lr = settings.pop("rank", None), settings.pop("lr", None)
-    cfg = _config_of(settings)
+    cfg = config_from(Config, settings)
     if method == PRETRAINED:
         return pretrained_tables(cfg, seed)
     if method in (FULL, LORA):
@@ -424,7 +427,7 @@ def _splits(cfg: Config) -> tuple[dict, dict]:
 @functools.lru_cache(maxsize=4)
 def _pretrained(key: tuple, seed: int, device_name: str) -> _Base:
     """Pre-train the base model of a seed (cached per process: every unit of the seed reuses it)."""
-    cfg = _config_of(dict(key))
+    cfg = config_from(Config, dict(key))
     old, new = _splits(cfg)
     model = TinyLM(cfg.lm_config(), seed=seed)
     init = target_weights(model)

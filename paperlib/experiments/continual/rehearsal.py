@@ -20,7 +20,11 @@ import pandas as pd
 import torch
 
 from paperlib.experiments.continual.strategies import EWC, Replay, Strategy
-from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks, run_stream
+from paperlib.experiments.continual.streams import (
+    StreamConfig,
+    permuted_tasks,
+    run_stream,
+)
 from paperlib.experiments.datasets import cached_dataset
 from paperlib.experiments.findings import against_reference, compare_paired
 from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from paperlib.experiments.findings import summarize
 from paperlib.experiments.continual.rehearsal import revisit_weights
+from paperlib.experiments.findings import summarize
 
 
 def plot_revisit_weights(*, tau: float, exponent: float, max_time: float = 5.0) -> go.Figure:

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from paperlib.experiments.continual.streams import StreamConfig, permuted_tasks, run_stream, split_tasks
 from paperlib.experiments.continual.strategies import make_strategy
+from paperlib.experiments.continual.streams import (
+    StreamConfig,
+    permuted_tasks,
+    run_stream,
+    split_tasks,
+)
 from paperlib.experiments.datasets import cached_dataset
 from paperlib.experiments.findings import summarize
 from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment

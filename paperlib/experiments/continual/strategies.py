@@ -16,7 +16,12 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from paperlib.experiments.continual.streams import StreamContext, decode_labels, encode_labels, fisher_diagonal
+from paperlib.experiments.continual.streams import (
+    StreamContext,
+    decode_labels,
+    encode_labels,
+    fisher_diagonal,
+)
 from paperlib.experiments.losses import soft_target_cross_entropy
 
 

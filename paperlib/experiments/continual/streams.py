@@ -16,7 +16,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from paperlib.experiments.training import LoopConfig, make_mlp, make_optimizer, predict_logits, train_loop
+from paperlib.experiments.training import (
+    LoopConfig,
+    make_mlp,
+    make_optimizer,
+    predict_logits,
+    train_loop,
+)
 
 SCENARIOS = ("task", "domain", "class")
 

@@ -22,7 +22,13 @@ import torch
 from paperlib.experiments.datasets import cached_dataset
 from paperlib.experiments.findings import Comparison, summarize
 from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
-from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
+from paperlib.experiments.training import (
+    LoopConfig,
+    accuracy,
+    make_mlp,
+    predict_logits,
+    train_loop,
+)
 from paperlib.store import load_reference
 
 NAME = "curriculum.experiment"

@@ -7,7 +7,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from paperlib.experiments.curriculum.experiment import PACING_FAMILIES, WU_FAMILIES, Pacing, pacing_curves
+from paperlib.experiments.curriculum.experiment import (
+    PACING_FAMILIES,
+    WU_FAMILIES,
+    Pacing,
+    pacing_curves,
+)
 
 ORDERING_COLORS = {
     "curriculum": "#1f77b4",

@@ -16,12 +16,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from paperlib.experiments.calibration import expected_calibration_error, reliability_table
+from paperlib.experiments.calibration import (
+    expected_calibration_error,
+    reliability_table,
+)
 from paperlib.experiments.datasets import Dataset, cached_dataset
 from paperlib.experiments.findings import against_reference, compare_paired, summarize
+from paperlib.experiments.losses import (
+    confidence_loss,
+    distillation_loss,
+    soft_cross_entropy,
+)
 from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
-from paperlib.experiments.losses import confidence_loss, distillation_loss, soft_cross_entropy
-from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, predict_logits, train_loop
+from paperlib.experiments.training import (
+    LoopConfig,
+    accuracy,
+    make_mlp,
+    predict_logits,
+    train_loop,
+)
 from paperlib.store import load_reference
 
 NAME = "distillation.experiment"

@@ -31,7 +31,13 @@ from torch import nn
 from paperlib.experiments.datasets import Dataset, cached_dataset
 from paperlib.experiments.editing.experiment import apply_vector, task_vector
 from paperlib.experiments.findings import Comparison, compare_paired, summarize
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
+from paperlib.experiments.runner import (
+    Results,
+    Unit,
+    config_from,
+    make_unit,
+    run_experiment,
+)
 from paperlib.experiments.training import LoopConfig, accuracy, make_mlp, train_loop
 from paperlib.store import load_reference
 
@@ -286,15 +292,13 @@ def units(config: Config, *, device: str = "auto") -> list[Unit]:
             for part, fields in _PART_FIELDS.items() for seed in config.seeds]
 
 
-def _config_of(settings: dict) -> Config:
-    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
 
 def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
     """One part for one seed."""
     settings = dict(config)
     part = settings.pop("part")
-    cfg = _config_of(settings)
+    cfg = config_from(Config, settings)
     data = cached_dataset(cfg.dataset)
     if part == "pruning":
         return {"pruning": pruning_rows(cfg, data, seed)}

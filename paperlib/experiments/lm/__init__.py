@@ -3,8 +3,21 @@ log-probabilities, sampling, supervised fine-tuning and generated data.
 
     from paperlib.experiments.lm import LMConfig, TinyLM, Vocab, sample, sequence_logprob, sft
 """
-from paperlib.experiments.lm.data import ADDITION_SYMBOLS, BigramGrammar, addition_problems, check_addition, operand_digits
-from paperlib.experiments.lm.model import LMConfig, TinyLM, count_parameters, lm_loss, sequence_logprob, token_logprobs
+from paperlib.experiments.lm.data import (
+           ADDITION_SYMBOLS,
+           BigramGrammar,
+           addition_problems,
+           check_addition,
+           operand_digits,
+)
+from paperlib.experiments.lm.model import (
+           LMConfig,
+           TinyLM,
+           count_parameters,
+           lm_loss,
+           sequence_logprob,
+           token_logprobs,
+)
 from paperlib.experiments.lm.sampling import Samples, sample
 from paperlib.experiments.lm.sft import sft, sft_until
 from paperlib.experiments.lm.vocab import BOS, EOS, PAD, Vocab

@@ -9,20 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from paperlib.experiments.findings import Comparison, compare_paired, summarize
+from paperlib.experiments.findings import compare_paired, summarize
 from paperlib.experiments.preference.methods import GoldReward, fit_gao_bon
 from paperlib.store import load_reference
 
 REFERENCE = "preference"
 
-
-def verdict(comparison: Comparison, expected: str = "higher") -> str:
-    """'holds', 'fails' or 'unresolved' for a claim that a is `expected` ('higher' or 'lower') than b."""
-    if comparison.verdict == expected:
-        return "holds"
-    if comparison.verdict in ("higher", "lower"):
-        return "fails"
-    return "unresolved"
 
 
 def points(frontier: pd.DataFrame, method: str, rm_pairs: int | None = None) -> pd.DataFrame:
@@ -93,7 +85,7 @@ def overoptimisation(frontier: pd.DataFrame, rm_pairs: int) -> tuple[str, str]:
         both = pd.concat([c[c["n"] == peak].assign(where="peak"), c[c["n"] == last].assign(where="largest n")])
         comp = compare_paired(both, "where", "peak", "largest n", metric=metric,
                               labels=(f"at the peak (n = {peak:g})", f"at the largest n ({last:g})"))
-        return verdict(comp), comp.sentence()
+        return comp.claim(), comp.sentence()
     before = float(mean.index[-2])
     both = pd.concat([c[c["n"] == last].assign(where="last"), c[c["n"] == before].assign(where="before")])
     comp = compare_paired(both, "where", "last", "before", metric=metric,
@@ -114,7 +106,7 @@ def preference_claims(frontier: pd.DataFrame) -> pd.DataFrame:
         comp = compare_paired(pd.concat([at, ref]), "method", m, "reference", metric=f"gold reward at KL {matched:.2f}",
                               labels=(m, "the reference"))
         parts.append((m, comp))
-    verdicts = [verdict(c) for _, c in parts]
+    verdicts = [c.claim() for _, c in parts]
     overall = "holds" if all(v == "holds" for v in verdicts) else "fails" if "fails" in verdicts else "unresolved"
     rows.append({"key": "raise", "claim": "DPO and PPO both raise gold reward over the reference at matched KL",
                  "verdict": overall, "measured": " ".join(c.sentence() for _, c in parts)})
@@ -124,7 +116,7 @@ def preference_claims(frontier: pd.DataFrame) -> pd.DataFrame:
     comp = compare_paired(mean_gold, "method", "DPO", "PPO", metric=f"mean gold reward over KL in (0, {top:.2f}]",
                           labels=("DPO's frontier", "PPO's"))
     rows.append({"key": "frontier", "claim": "DPO's frontier is at least as high as PPO's over the KL range tested",
-                 "verdict": verdict(comp), "measured": comp.sentence()})
+                 "verdict": comp.claim(), "measured": comp.sentence()})
     v, measured = overoptimisation(frontier, main_rm_pairs(frontier))
     rows.append({"key": "overoptimisation", "claim": "gold reward at the largest KL is below its peak for best-of-n "
                  "against the learned reward", "verdict": v, "measured": measured})

@@ -14,14 +14,22 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import torch
 
-from paperlib.experiments.lm import BOS, BigramGrammar, LMConfig, TinyLM, Vocab, sample, sft
+from paperlib.experiments.lm import (
+    BOS,
+    BigramGrammar,
+    LMConfig,
+    TinyLM,
+    Vocab,
+    sample,
+    sft,
+)
 from paperlib.experiments.preference import bandit as bandit_case
 from paperlib.experiments.preference.methods import (
     GoldReward,
@@ -35,7 +43,13 @@ from paperlib.experiments.preference.methods import (
     train_on_pairs,
     train_reward_model,
 )
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
+from paperlib.experiments.runner import (
+    Results,
+    Unit,
+    config_from,
+    make_unit,
+    run_experiment,
+)
 from paperlib.experiments.training import LoopConfig
 
 NAME = "preference.experiment"
@@ -135,9 +149,6 @@ def units(config: Config, *, device: str = "cpu") -> list[Unit]:
     return out
 
 
-def _config(settings: dict) -> Config:
-    known = {f.name for f in fields(Config)}
-    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in known})
 
 
 # --------------------------------------------------------------------------- the shared world of one seed
@@ -211,7 +222,7 @@ def _sample_texts(model, vocab: Vocab, n: int, seed: int, max_new_tokens: int) -
 
 @lru_cache(maxsize=2)
 def _world(common_json: str, seed: int) -> World:
-    return build_world(_config(json.loads(common_json)), seed)
+    return build_world(config_from(Config, json.loads(common_json)), seed)
 
 
 def world(c: Config, seed: int) -> World:
@@ -328,7 +339,7 @@ TRAINING_COLUMNS = ["method", "seed", "knob", "setting", "step", "metric", "valu
 
 def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
     method = config["method"]
-    c = _config(config)
+    c = config_from(Config, config)
     if method == "bandit":
         return {"bandit": bandit_rows(c, seed)}
     w = world(c, seed)

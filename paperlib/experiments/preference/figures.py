@@ -8,7 +8,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from paperlib.experiments.findings import summarize
-from paperlib.experiments.preference.analysis import bon_curve, gao_fits, main_rm_pairs, points, reference_gold
+from paperlib.experiments.preference.analysis import (
+    bon_curve,
+    gao_fits,
+    main_rm_pairs,
+    points,
+    reference_gold,
+)
 
 COLORS = {"best-of-n": "#636efa", "PPO": "#ef553b", "DPO": "#00cc96", "IPO": "#ab63fa", "RRHF": "#ffa15a",
           "reference": "#444444"}

@@ -18,7 +18,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from paperlib.experiments.lm import BOS, TinyLM, Vocab, sample, sequence_logprob, token_logprobs
+from paperlib.experiments.lm import (
+    BOS,
+    TinyLM,
+    Vocab,
+    sample,
+    sequence_logprob,
+    token_logprobs,
+)
 from paperlib.experiments.training import LoopConfig, make_optimizer, train_loop
 
 # --------------------------------------------------------------------------- the gold reward and the pairs

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from paperlib.experiments.findings import Comparison, compare_paired, summarize
+from paperlib.experiments.findings import compare_paired, summarize
 from paperlib.store import load_reference
 
 REFERENCE = "reasoning"
 
-
-def verdict(comparison: Comparison, expected: str = "higher") -> str:
-    if comparison.verdict == expected:
-        return "holds"
-    if comparison.verdict in ("higher", "lower"):
-        return "fails"
-    return "unresolved"
 
 
 def pass_at(passk: pd.DataFrame, k: int, digits) -> pd.DataFrame:
@@ -45,13 +38,13 @@ def reasoning_claims(passk: pd.DataFrame, config) -> pd.DataFrame:
     p1 = pass_at(passk, 1, trained)
     comp = compare_paired(p1, "method", "GRPO", "SFT", metric=f"pass@1 over {_lengths(trained)}",
                           labels=("GRPO", "the SFT model"))
-    rows.append({"key": "grpo_pass1", "claim": "GRPO raises pass@1 over the SFT model", "verdict": verdict(comp),
+    rows.append({"key": "grpo_pass1", "claim": "GRPO raises pass@1 over the SFT model", "verdict": comp.claim(),
                  "measured": comp.sentence()})
     g = gains(passk, "GRPO", (1, kmax), trained)
     g = g.assign(which=g["k"].map({1: "gain at pass@1", kmax: f"gain at pass@{kmax}"}))
     comp = compare_paired(g, "which", "gain at pass@1", f"gain at pass@{kmax}", metric=f"GRPO minus SFT over {_lengths(trained)}")
     rows.append({"key": "sharpening", "claim": f"GRPO's gain at pass@{kmax} is smaller than at pass@1",
-                 "verdict": verdict(comp), "measured": comp.sentence()})
+                 "verdict": comp.claim(), "measured": comp.sentence()})
     return pd.DataFrame(rows, columns=["key", "claim", "verdict", "measured"])
 
 

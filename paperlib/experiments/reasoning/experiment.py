@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from paperlib.experiments.lm import ADDITION_SYMBOLS, LMConfig, TinyLM, Vocab, addition_problems, sft, sft_until
+from paperlib.experiments.lm import (
+    ADDITION_SYMBOLS,
+    LMConfig,
+    TinyLM,
+    Vocab,
+    addition_problems,
+    sft,
+    sft_until,
+)
 from paperlib.experiments.reasoning.methods import (
     RLConfig,
     correctness,
@@ -28,7 +36,13 @@ from paperlib.experiments.reasoning.methods import (
     make_level_sampler,
     train_rl,
 )
-from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
+from paperlib.experiments.runner import (
+    Results,
+    Unit,
+    config_from,
+    make_unit,
+    run_experiment,
+)
 from paperlib.experiments.training import LoopConfig
 
 NAME = "reasoning.experiment"
@@ -117,9 +131,6 @@ def units(config: Config, *, device: str = "cpu") -> list[Unit]:
             for seed in config.seeds for m in METHODS]
 
 
-def _config(settings: dict) -> Config:
-    known = {f.name for f in fields(Config)}
-    return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items() if k in known})
 
 
 # --------------------------------------------------------------------------- the SFT checkpoint
@@ -171,7 +182,7 @@ def build_start(c: Config, seed: int) -> Start:
 
 @lru_cache(maxsize=2)
 def _start(common_json: str, seed: int) -> Start:
-    return build_start(_config(json.loads(common_json)), seed)
+    return build_start(config_from(Config, json.loads(common_json)), seed)
 
 
 def start(c: Config, seed: int) -> Start:
@@ -208,7 +219,7 @@ def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
     method = config["method"]
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of {list(METHODS)}")
-    c = _config(config)
+    c = config_from(Config, config)
     s = start(c, seed)
     algorithm, curriculum = METHODS[method]
     if algorithm is None:

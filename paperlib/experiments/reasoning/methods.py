@@ -16,7 +16,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from paperlib.experiments.lm import TinyLM, Vocab, addition_problems, lm_loss, sample, token_logprobs
+from paperlib.experiments.lm import (
+    TinyLM,
+    Vocab,
+    addition_problems,
+    lm_loss,
+    sample,
+    token_logprobs,
+)
 from paperlib.experiments.training import make_optimizer
 
 # --------------------------------------------------------------------------- pass@k
