@@ -182,7 +182,9 @@ def _score(matcher: _Matcher, taxonomy: Taxonomy, title: str, abstract: str):
 
     A title hit counts `title_weight` once per rule; abstract hits count the weight of their
     sentence's role, the best `max_count` of them per rule. A tag of a facet with a mention
-    factor whose phrases stand only in one body sentence keeps that fraction of its score.
+    factor whose phrases stand in one sentence only is a passing mention and keeps that fraction
+    of its score: on a facet with an anchor (a core vocabulary, the themes) any one sentence of
+    the abstract, on others one body sentence (not the first, not a contribution sentence).
     """
     c = matcher.c
     rules = c.rules
@@ -193,14 +195,15 @@ def _score(matcher: _Matcher, taxonomy: Taxonomy, title: str, abstract: str):
     weights = [role_weight[r] for r in roles]
     max_count = taxonomy.max_count
     mention = c.mention
+    anchored = c.anchor
     scores: dict[str, float] = {}
     negative: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
     context: dict[str, set] = {}
-    prominent: set[str] = set()  # tags with a positive hit in the title, the lead or a claim
+    prominent: set[str] = set()  # tags exempt from the passing-mention test (see below)
     strongest: dict[str, float] = {}  # tag -> weight of its strongest rule with a hit
     in_title: set[str] = set()  # tags with a positive hit in the title
-    body: dict[str, set[int]] = {}  # tag -> body sentences with a positive hit
+    body: dict[str, set[int]] = {}  # tag -> sentences with a positive hit that the mention test counts
     for field, hits in (("title", matcher.hits(TOKEN.findall(title.lower()))), ("abstract", ahits)):
         for rid, found in hits.items():
             kind, tag, weight, where = rules[rid]
@@ -228,8 +231,12 @@ def _score(matcher: _Matcher, taxonomy: Taxonomy, title: str, abstract: str):
                 else:
                     factor = sum(sorted((weights[k] for k in sents), reverse=True)[:max_count])
                 if weight > 0 and tag in mention:
+                    # A tag with a core vocabulary (its facet's anchor) is a subject only when it
+                    # stands in the title or in two sentences; one contribution sentence is not
+                    # enough ("we further apply distillation"). Other tags are exempt from the test
+                    # as soon as they stand in the first sentence or a contribution sentence.
                     for k in sents:
-                        if roles[k] in ("other", _BACKGROUND):
+                        if tag in anchored or roles[k] in ("other", _BACKGROUND):
                             body.setdefault(tag, set()).add(k)
                         else:
                             prominent.add(tag)
