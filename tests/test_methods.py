@@ -487,3 +487,144 @@ def test_theme_cooccurrence_follows_the_taxonomy_order(corpus):
     assert table.index[0] == "continual-learning" and table.shape == (15, 15)
     with pytest.raises(KeyError):
         theme_cooccurrence(corpus)
+
+
+# ---------------------------------------------------------------- the language of relations (broadened cues)
+
+@pytest.mark.parametrize("abstract, name, expected", [
+    # builds-on
+    ("Our method is built upon DualPrompt.", "DualPrompt", "builds-on"),
+    ("We build on top of LoRA to save memory.", "LoRA", "builds-on"),
+    ("Our approach is a variant of DPO.", "DPO", "builds-on"),
+    ("Our algorithm is an extension of EWC to streams.", "EWC", "builds-on"),
+    ("Inspired by MAML, we learn an initialisation.", "MAML", "builds-on"),
+    ("We draw inspiration from PPO and clip the ratio.", "PPO", "builds-on"),
+    ("Our objective generalizes DPO.", "DPO", "builds-on"),
+    ("We adapt CLIP to medical images.", "CLIP", "builds-on"),
+    ("Our model learns from GPT-4 explanations.", "GPT-4", "builds-on"),
+    ("We further introduce the classical EWC for selective updates.", "EWC", "builds-on"),
+    ("We use EWC, combined with LoRA for efficiency.", "LoRA", "builds-on"),
+    ("We instantiate the framework with GRPO as the RL algorithm.", "GRPO", "builds-on"),
+    ("Our experiments with Mistral show gains.", "Mistral", "builds-on"),
+    ("We distil a GPT-4 teacher into a small model.", "GPT-4", "builds-on"),
+    # replaces
+    ("Instead of relying on PPO, our method solves a classification problem.", "PPO", "replaces"),
+    ("Our method works as an alternative to RLHF.", "RLHF", "replaces"),
+    ("Our method eliminates the need for RLHF.", "RLHF", "replaces"),
+    ("We learn rewards rather than using DPO.", "DPO", "replaces"),
+    ("Replacing PPO with a simple ranking loss, we align the model.", "PPO", "replaces"),
+    ("Our loss differs from DPO in one term.", "DPO", "replaces"),
+    ("We circumvent RLHF altogether.", "RLHF", "replaces"),
+    # compares
+    ("Our model surpasses GPT-4 on two tasks.", "GPT-4", "compares"),
+    ("It achieves gains over GRPO.", "GRPO", "compares"),
+    ("We report results against DAPO.", "DAPO", "compares"),
+    ("Our method versus PPO: a study.", "PPO", "compares"),
+    ("Our method vs. GRPO: a study.", "GRPO", "compares"),
+    ("Our model reaches parity with ChatGPT in zero-shot settings.", "ChatGPT", "compares"),
+    ("Our model is strong while trailing behind GPT-4.", "GPT-4", "compares"),
+    ("Our approach is better than DPO.", "DPO", "compares"),
+    ("Our method shows competitive performance with GPT-4.", "GPT-4", "compares"),
+])
+def test_each_broadened_relation_cue(abstract, name, expected):
+    assert rel(abstract, name) == {expected}
+
+
+def test_a_cue_reaches_every_item_of_a_list():
+    table = one("Our method outperforms PPO and DPO on math.")
+    assert set(table.loc[table["relation"] == "compares", "name"]) == {"PPO", "DPO"}
+    table = one("Our method outperforms PPO, strong DPO baselines, and KTO.")
+    assert set(table.loc[table["relation"] == "compares", "name"]) == {"PPO", "DPO", "KTO"}
+    # capitalised words inside an item are parts of a name: "with" reaches the last item
+    text = "We demonstrate it with ResNets, Stochastic Depth networks, and DenseNets."
+    assert rel(text, "DenseNet") == {"builds-on"} and rel(text, "ResNet") == {"builds-on"}
+    # the list ends where the clause does
+    assert rel("Our method outperforms PPO, while GAE is studied too.", "GAE") == {"mentions"}
+
+
+def test_relation_cues_that_say_nothing_of_the_paper():
+    # "in accordance with", "consistent with" cancel "with"; "with" relates no benchmark
+    assert rel("We work in accordance with LLaMA's release policy.", "LLaMA") == {"mentions"}
+    assert rel("Our results are consistent with GPT-4 judgements.", "GPT-4") == {"mentions"}
+    assert rel("We run experiments with MMLU.", "MMLU") == {"mentions"}
+    table = one("Our model outperforms the baseline on MMLU.")
+    assert table.set_index("name").loc["MMLU", "relation"] == "mentions"
+
+
+def test_broadened_relations_keep_their_sentence_as_evidence():
+    table = one("Alignment matters. Our model reaches parity with ChatGPT. It is cheap.")
+    row = table.set_index("name").loc["ChatGPT"]
+    assert row["sentence"] == "Our model reaches parity with ChatGPT." and row["cue"] == "reaches parity with"
+
+
+# ---------------------------------------------------------------- what a paper introduces (more ways to say it)
+
+@pytest.mark.parametrize("title, abstract, name", [
+    ("Robust Teachers", "We demonstrate our proposed method 'robust mean teacher' (RMT) on CIFAR10C.", "RMT"),
+    ("Continual Test-Time Adaptation", "We further propose a new continual DomainNet-126 benchmark.", "DomainNet-126"),
+    ("A Product Benchmark", "We contribute a unified benchmark dataset P9D which holds image-text pairs.", "P9D"),
+    ("Graph Pre-training", "This paper introduces a generic framework W2PGNN to answer when to pre-train.", "W2PGNN"),
+    ("Music Models", "For reinforcement learning, we propose the CLaMP-DPO method, which improves musicality.", "CLaMP-DPO"),
+    ("Predictive, scalable and interpretable knowledge tracing on structured domains",
+     "PSI-KT is a hierarchical generative approach to learner modelling.", "PSI-KT"),  # spells its title
+    ("An Interactive Agent Foundation Model",
+     "We propose an Interactive Agent Foundation Model that uses a multi-task training paradigm.",
+     "Interactive Agent Foundation Model"),  # a capitalised phrase its title names
+    ("Skills", "We call this approach SkillNet and test it on robots.", "SkillNet"),
+    ("Skills", "A method dubbed Zorblax lets agents act.", None),  # not the paper's own: no "we" or "our"
+])
+def test_more_ways_a_paper_introduces_a_name(title, abstract, name):
+    table = one(abstract, title)
+    own = set(table.loc[table["relation"] == "introduces", "name"])
+    assert own == ({name} if name else set())
+
+
+def test_a_name_a_proposed_method_uses_is_not_introduced():
+    table = one("We propose a curriculum framework, which leverages the Upper Confidence Bound (UCB) rule.",
+                "Curricula for RL")
+    assert "introduces" not in set(table.loc[table["name"] == "UCB", "relation"])
+
+
+def test_a_long_form_after_its_short_form_names_it():
+    table = one("Our approach BOSS (BOotStrapping your own Skills) learns new tasks.", "Bootstrap Your Own Skills")
+    assert table["name"].tolist() == ["BOSS"]  # "BOotStrapping" is the long form, no name of its own
+    table = one("In this study, we introduce the PMoE, Progressive Mixture of Experts with Asymmetric Transformer.",
+                "Continual Learning")
+    assert table["name"].tolist() == ["PMoE"]  # the mixture of experts inside its long form is PMoE itself
+
+
+# ---------------------------------------------------------------- false names rejected, never silently
+
+@pytest.mark.parametrize("abstract, surface, reason", [
+    ("We study syntax in masked language models (MLMs). MLMs learn fast.", "MLM", "kind of model"),
+    ("We combine Speech Foundation Models (SFMs) and LLMs.", "SFM", "kind of model"),
+    ("This paper focuses on speech-to-text translation (ST).", "ST", "idea"),
+    ("A study of catastrophic interference (CI) in networks.", "CI", "idea"),
+    ("Volunteers lend thousands of regular PCs for training.", "PCs", "capitals"),
+    ("This is a step towards production levelASR models.", "levelASR", "run together"),
+])
+def test_false_names_are_rejected_with_a_reason(abstract, surface, reason):
+    papers = pd.DataFrame([dict(paper_id="p", title="A Study", abstract=abstract)])
+    rejected = []
+    table = extract_mentions(papers, rejected=rejected)
+    assert not any(name_key(n).startswith(name_key(surface).rstrip("s")) for n in table["name"])
+    assert any(r["surface"] == surface and reason in r["reason"] and r["paper_id"] == "p" for r in rejected)
+
+
+def test_a_citation_key_is_no_name_and_an_own_short_form_is_kept():
+    assert mentions("We adopt the search of liu:pnas_google:DBLP:journals/corr/abs-1712 here.") == []
+    # a paper's own short form is kept even when its long form ends like a kind of model or an idea
+    table = one("We introduce the Peripheral Language Model (PLM) for edge devices.", "PLM: Peripheral Models")
+    assert set(table.loc[table["name"] == "PLM", "relation"]) == {"introduces"}
+    table = one("We propose Prediction Error-based Classification (PEC) for continual learning.",
+                "Prediction Error-based Classification for Class-Incremental Learning")
+    assert table.set_index("name").loc["PEC", "type"] == "method"
+
+
+def test_check_labels_are_apart_from_the_other_labels(corpus):
+    folder = shipped_mention_labels()["development"].parent
+    check = json.loads((folder / "methods_check.json").read_text(encoding="utf-8"))
+    others = {r["title"] for path in shipped_mention_labels().values()
+              for r in json.loads(path.read_text(encoding="utf-8"))}
+    assert len(check) == 20 and all(r["title"] in set(corpus["title"]) for r in check)
+    assert not {r["title"] for r in check} & others

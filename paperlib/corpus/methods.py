@@ -11,7 +11,18 @@ capital after the first letter: EWC, LoRA, iCaRL; a capital and a digit: K400, R
 forms: DeepSeek-R1), by how a paper introduces them ("we propose X", "called X", "Long Form (X)")
 and by the name a title introduces; their type is guessed from context ("on X", "X benchmark",
 "X-7B", "X, a language model", the last word of their long form), and a name nothing types stays
-"unknown". Names of fields and kinds of things (LLM, RL) are the vocabulary's `generic` list.
+"unknown". Names of fields and kinds of things (LLM, RL) are the vocabulary's `generic` list; a
+short form whose long form ends in one of its phrases ("masked language models (MLMs)") is a kind
+of model, one whose long form ends in an idea or a task ("speech-to-text translation (ST)") no
+name; two words run together ("levelASR") and a lone pair of capitals nothing types (PC) are left
+out too, each with its reason (`extract_mentions(..., rejected=[])`), never silently.
+
+Relations come from cue phrases of the vocabulary (`relations`): before a name ("built upon X",
+"instead of relying on X", "reaches parity with X"), after it ("X-based", "X backbone") or, for
+the paper's own sentences, verbs of use ("we use X", "experiments with X", "learns from X"). A cue
+reaches every item of a list ("outperforms PPO, strong DPO baselines and KTO": the words of each
+item count apart) and stops at the end of its clause; "with" relates only methods and models, and
+"in accordance with" or "consistent with" cancel it (`unless_after`).
 """
 from __future__ import annotations
 
@@ -38,7 +49,13 @@ RELATION_ORDER = (INTRODUCES, *RELATIONS, MENTIONS)
 MENTION_COLUMNS = ["paper_id", "name", "type", "relation", "cue", "sentence", "surface", "source"]
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-_CANDIDATE = re.compile(r"(?<![\w/.-])[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?![\w/-])")
+# A name-like token; not one glued to a word by a colon ("google:DBLP:journals", a citation key).
+_CANDIDATE = re.compile(r"(?<![\w/.-])(?<!\w:)[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*(?![\w/-])(?!:\w)")
+# Two words glued together ("production levelASR"): a lower-case word run into capitals.
+_GLUED = re.compile(r"^[a-z]{3,}[A-Z]{2,}[A-Za-z]*$")
+# A weak shape: one or two capitals and nothing else (PC, DA); such a name needs its type told by
+# its context, a definition or the paper introducing it.
+_WEAK = re.compile(r"^[A-Z]{1,2}$")
 _ROMAN = re.compile(r"^[IVX]+$")
 _VERSION = re.compile(r"^[Vv]\d+$")
 _LOWER_TAIL = re.compile(r"(?:-[a-z]+)+$")
@@ -47,7 +64,7 @@ _PART_SPLIT = re.compile(r"[-.]")
 _SIZE = re.compile(r"[-\s](\d+(?:\.\d+)?[BMKT])$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _ABBREVIATION = re.compile(r"(?:\be\.g\.|\bi\.e\.|\bet al\.|\bvs\.|\bcf\.|\bFig\.|\bEq\.|\bresp\.|\bapprox\.|\bNo\.)$")
-_TOKEN = re.compile(r"e\.g\.|i\.e\.|[A-Za-z0-9][\w@'’]*(?:[-.][\w@]+)*|[,;:()\[\]/\"“”‘’%]|[.!?]")
+_TOKEN = re.compile(r"e\.g\.|i\.e\.|(?<![\w.])vs\.|[A-Za-z0-9][\w@'’]*(?:[-.][\w@]+)*|[,;:()\[\]/\"“”‘’%]|[.!?]")
 _OWN = re.compile(r"\b(?:we|our|ours|us|this (?:paper|work|study|article|survey|manuscript|research|report))\b", re.I)
 # A list of names counts as one place: these tokens between a cue and a name cost nothing.
 _LIST_WORDS = frozenset({",", "and", "or", "/", "(", ")", "e.g.", "i.e.", "such", "as", "like", "including",
@@ -60,9 +77,17 @@ _CLAUSE_BREAKS = frozenset({";", ":", ".", "!", "?", "which", "that", "while", "
 # about MMLU, nor does "more than 100% in benchmarks like BBH".
 _RELATION_BREAKS = frozenset({"in", "on", "at", "by", "across", "for", "from", "%", "of", "into", "under"})
 _RELATION_GAP = 6
+# In a list a cue reaches every item ("outperforms PPO, strong DPO baselines and KTO"): the words
+# of each item count apart, up to the gap, and all of them together up to this many.
+_LIST_SPAN = 12
+_LIST_SEPARATORS = frozenset({",", "and", "or", "/"})
 # Short cues reach only a name close after them ("without CoT", "than GPT-4", "over LoRA").
 _TIGHT = frozenset({"without", "than", "over", "against", "vs", "versus", "via", "like", "with"})
 _TIGHT_GAP = 2
+# Cues that relate only some types: "with X" states a relation to a method or model the paper
+# works with ("demonstrated with ResNets"), not to a benchmark ("experiments with MMLU").
+_MAKING_CUES = frozenset({"introduce", "introduces", "introducing"})
+_CUE_TYPES = {"with": {"method", "model", "tool", UNKNOWN}}
 # Types a paper builds on, replaces or compares with; a benchmark or metric can only be built on.
 _RELATED_TYPES = {"builds-on": None, "replaces": {"method", "model", "tool", UNKNOWN},
                   "compares": {"method", "model", "tool", UNKNOWN}}
@@ -75,14 +100,27 @@ _NAME_WORD = r"[A-Z][\w-]*"
 _FUNCTION = r"(?:to|of|for|while|and|with|in|the|from|via|on|without|as)"
 _MULTI_NAME = rf"{_NAME_WORD}(?:\s+(?:{_NAME_WORD}|{_FUNCTION}))*"
 _QUOTED = r"[\"'‘“`]{1,2}([^\"'’”`]{2,60})[\"'’”`]{1,2}"
+_SHAPED_WORD = r"[A-Za-z][\w-]*[A-Z0-9][\w-]*"
+_OWN_HEADS = (r"(?:approach|method|framework|model|algorithm|system|benchmark|dataset|data set|agent|technique|"
+              r"strategy|scheme|library|toolkit|toolbox|suite|environment|corpus|pipeline|paradigm|recipe|loss|"
+              r"objective|architecture|network|procedure|mechanism|module|optimizer|metric)")
+_MAKE = r"(?:propose|introduce|present|develop|release|design|build|construct|create|curate|collect|contribute|offer)"
+_MAKER = r"(?:[Ww]e|[Tt]his (?:paper|work|study|article))"
 _INTRO_PATTERNS = [
     re.compile(rf"(?<!been )(?<!be )(?<!is )(?<!are )(?<!was )(?<!were )(?<!so-)(?<!often )(?<!also )(?<!commonly )"
-               rf"\b(?:called|named|dubbed|termed|coined|we call|we dub|we name|we term)"
-               rf"(?:\s+(?:it|this|them|our \w+|the \w+))?(?:\s+as)?\s+(?:{_QUOTED}|({_MULTI_NAME}))"),
-    re.compile(r"\b[Ww]e (?:propose|introduce|present|develop|release|design|build)\s+"
+               rf"\b(?:called|named|dubbed|termed|coined|[Ww]e call|[Ww]e dub|[Ww]e name|[Ww]e term)"
+               rf"(?:\s+(?:it|this|them|this \w+|our \w+|the \w+|our \w+ \w+))?(?:\s+as)?\s+(?:{_QUOTED}|({_MULTI_NAME}))"),
+    re.compile(rf"\b{_MAKER} (?:propose|introduce|present|develop|release|design|build)s?\s+(?:the\s+)?"
                r"([A-Za-z][\w-]*[A-Z0-9][\w-]*|[A-Z][a-z][\w-]*)(?=\s*[,(:]|\s+(?:a|an|which|that)\b)"),
-    re.compile(r"\b[Oo]ur (?:approach|method|framework|model|algorithm|system|benchmark|dataset|agent),\s+"
-               rf"({_MULTI_NAME})"),
+    re.compile(r"\b[Oo]ur (?:proposed |new |novel )?(?:approach|method|framework|model|algorithm|system|benchmark|"
+               rf"dataset|agent),\s+({_MULTI_NAME})"),
+    # "our proposed method 'robust mean teacher'", "the proposed framework FooNet", "our method FooNet"
+    re.compile(rf"\b(?:[Oo]ur|[Tt]he proposed) (?:proposed |new |novel )?{_OWN_HEADS}\s+"
+               rf"(?:{_QUOTED}|({_SHAPED_WORD}))(?=\s*[,(.;:]|\s+(?:which|that|to|for|is|achieves|on|in|with)\b)"),
+    # "we propose a new continual DomainNet-126 benchmark", "we contribute a benchmark dataset P9D which ..."
+    re.compile(rf"\b{_MAKER} (?:\w+ )?{_MAKE}s?\s+(?:a|an|the)\s+(?:[\w-]+\s+){{0,4}}?({_SHAPED_WORD})\s+{_OWN_HEADS}\b"),
+    re.compile(rf"\b{_MAKER} (?:\w+ )?{_MAKE}s?\s+(?:a|an|the)\s+(?:[\w-]+\s+){{0,4}}?{_OWN_HEADS},?\s+(?:called\s+)?"
+               rf"({_SHAPED_WORD})(?=\s*[,(.;:]|\s+(?:which|that|to|for|with|of)\b)"),
     re.compile(r"\b(?:algorithm|method|framework|model|benchmark|dataset|system|approach|agent),\s+"
                r"([A-Za-z][\w-]*[A-Z0-9][\w-]*|[A-Z][a-z][\w-]*)(?=\s*[,(]|\s+(?:which|that|to)\b)"),
 ]
@@ -93,7 +131,24 @@ _NAMING = re.compile(r"(?<!been )(?<!be )(?<!is )(?<!are )(?<!was )(?<!were )(?<
 _DEFINITION = re.compile(r"\(\s*([A-Za-z][\w-]{0,12}[A-Z][\w-]{0,12})\s*\)")
 _PROPOSE = re.compile(r"\bwe (?:\w+ )?(?:propose|introduce|present|develop|design|call|term|dub|name)\b|"
                       r"\b(?:called|termed|dubbed|named|coined)\b|"
-                      r"\bour (?:approach|method|framework|model|algorithm|system)\b", re.I)
+                      r"\b(?:our|the proposed) (?:proposed |new |novel )?(?:approach|method|framework|model|algorithm|"
+                      r"system)\b", re.I)
+# "the name (Long Form)", "the name, Long Form,", "the name, i.e. Long Form": a long form after its short one
+_AFTER_DEFINITION = re.compile(r"(?<![\w-])([A-Za-z][\w-]{0,12}[A-Z][\w-]{0,12})(?:\s*\(\s*|,\s+(?:i\.e\.,?\s+)?)"
+                               r"([A-Za-z][^(),;:]{3,100})")
+# "likelihood-ratio (Likra)": a capitalised word in parentheses is a short form only when it spells a long form
+# "We propose an Interactive Agent Foundation Model that ...": a capitalised phrase a paper makes
+# (counted only when its title names it too)
+_MADE_PHRASE = re.compile(r"\b[Ww]e (?:\w+ )?(?:propose|introduce|present|develop|release|design|build)\s+(?:a|an|the)\s+"
+                          r"(?:new\s+|novel\s+)?((?:[A-Z][\w-]*\s+){1,5}[A-Z][\w-]*)"
+                          r"(?=\s*[,(:;.]|\s+(?:which|that|to|for|with|as|in)\b)")
+_MADE_HERE = re.compile(r"\b(?:is|are) (?:\w+ )?(?:proposed|introduced|presented|developed)\b|\bthe proposed\b|"
+                        r"\b(?:propose|introduce|present)s?\b|\bthe resulting\b|"
+                        r"\bthis (?:toolbox|toolkit|library|framework|model|method|approach|algorithm|system|benchmark|"
+                        r"dataset)\b", re.I)
+_USED_BETWEEN = re.compile(r"\b(?:leverag\w*|utili[sz]\w*|based on|employ\w*|adopt\w*|inspired by|following|"
+                           r"such as|like|builds? on|built on|borrow\w*)\b", re.I)
+_WORD_DEFINITION = re.compile(r"\(\s*([A-Z][a-z]{3,11})\s*\)")
 
 
 def _shape_ok(part: str) -> bool:
@@ -164,13 +219,42 @@ def long_form(short: str, before: str) -> str:
     return found if name_key(found) != name_key(short) else ""
 
 
+def forward_long_form(short: str, after: str) -> str:
+    """The long form that spells `short` at the start of `after` ("BOotStrapping your own Skills"
+    for "BOSS", "Progressive Mixture of Experts" for "PMoE"): the fewest first words of `after`
+    whose letters give `short` by `long_form`'s rule, the first word starting with its first letter;
+    '' when there is none."""
+    words = after.split()
+    letters = [c.lower() for c in short if c.isalnum()]
+    if not words or not letters or words[0][:1].lower() != letters[0]:
+        return ""
+    for k in range(1, min(len(words), len(letters) + 3) + 1):
+        candidate = " ".join(words[:k]).strip(" ,;:\"'“”")
+        found = long_form(short, candidate)
+        if found and name_key(found) == name_key(candidate):
+            return found
+    return ""
+
+
 def definitions(text: str) -> dict[str, str]:
-    """Short form -> long form for each "Long Form (SHORT)" in `text`."""
+    """Short form -> long form for each "Long Form (SHORT)" in `text`, each "SHORT (Long Form)",
+    "SHORT, Long Form" or "SHORT, i.e. Long Form", and each "long form (Word)" whose capitalised
+    word spells the words before it ("likelihood-ratio (Likra)")."""
     out: dict[str, str] = {}
     for m in _DEFINITION.finditer(text):
         short = _singular(m.group(1))
         found = long_form(short, text[max(0, m.start() - 200):m.start()])
         if found and short not in out:
+            out[short] = found
+    for m in _WORD_DEFINITION.finditer(text):
+        short = m.group(1)
+        found = long_form(short, text[max(0, m.start() - 200):m.start()])
+        if found and short not in out and found.split()[0][:1].lower() == short[0].lower():
+            out[short] = found
+    for m in _AFTER_DEFINITION.finditer(text):
+        short = _singular(m.group(1))
+        found = forward_long_form(short, m.group(2))
+        if found and short not in out and len(found.split()) >= 2:
             out[short] = found
     return out
 
@@ -194,8 +278,12 @@ def intro_names(text: str) -> list[str]:
     """Names a text introduces: "called X", "we dub our method X", "we propose X, a ...",
     "our approach, X", "an algorithm, X," (X a capitalised name or a quoted phrase)."""
     found = []
+    spans = sentence_spans(text)
     for pattern in _INTRO_PATTERNS:
         for m in pattern.finditer(text):
+            sentence = next((text[a:b] for a, b in spans if a <= m.start() < b), "")
+            if not (_OWN.search(sentence) or _MADE_HERE.search(sentence)):
+                continue  # "the first meta-learner, called MAML, ...": another paper's name
             raw = next((g for g in m.groups() if g), "")
             name = _clean_name(raw)
             if not name or name in _SENTENCE_WORDS or name.split()[0] in _SENTENCE_WORDS:
@@ -237,6 +325,7 @@ class _Paper:
     defs: dict = field(default_factory=dict)
     introduced: list = field(default_factory=list)  # canonical names
     local: dict = field(default_factory=dict)  # spelling key -> canonical name in this paper
+    kinds: dict = field(default_factory=dict)  # spelling key -> long form: short forms of a kind of model here
 
 
 def _define(defs: dict, name: str) -> str:
@@ -262,6 +351,8 @@ def _first_pass(papers: pd.DataFrame, vocab: Vocabulary) -> tuple[list[_Paper], 
         abstract = _URL.sub(lambda m: " " * len(m.group(0)), abstract) if isinstance(abstract, str) else ""
         p = _Paper(pid, title, abstract, kind if isinstance(kind, str) else "", text=f"{title}\n{abstract}")
         p.defs = definitions(abstract)
+        p.kinds = {k: long for short, long in p.defs.items() if vocab.is_kind(long)
+                   for k in key_variants(name_key(short))}
         in_title = {t.name for _, _, t in vocab.matcher.find(title)}
         names: list[str] = []
         head = _title_head(title)
@@ -279,9 +370,11 @@ def _first_pass(papers: pd.DataFrame, vocab: Vocabulary) -> tuple[list[_Paper], 
             for m in _DEFINITION.finditer(sentence):
                 short = _singular(m.group(1))
                 long = p.defs.get(short, "")
-                if vocab.is_generic(short):
+                if vocab.is_generic(short) or name_key(short) in p.kinds:
                     continue
-                proposed = _PROPOSE.search(sentence[:m.start()]) is not None
+                made = list(_PROPOSE.finditer(sentence[:m.start()]))
+                # "we propose X, which leverages the Upper Confidence Bound (UCB)": a name it uses
+                proposed = bool(made) and not _USED_BETWEEN.search(sentence[made[-1].end():m.start()])
                 titled = bool(long) and _titled(title, long, short)
                 term = vocab.term(short)
                 if term is None and (proposed or titled):
@@ -300,6 +393,25 @@ def _first_pass(papers: pd.DataFrame, vocab: Vocabulary) -> tuple[list[_Paper], 
                 names.append(vocab.term(short).name if vocab.term(short) is not None else short)
             elif hit is not None:
                 names.append(hit.name)
+        # a capitalised phrase the paper makes that its title names ("We propose an Interactive Agent
+        # Foundation Model that ..." in "An Interactive Agent Foundation Model")
+        for m in _MADE_PHRASE.finditer(abstract):
+            phrase = m.group(1).strip()
+            if name_key(phrase) in name_key(title) and vocab.term(phrase) is None and not vocab.is_generic(phrase):
+                names.append(phrase)
+        # a name the abstract uses whose letters spell the title's first words ("PSI-KT" in
+        # "Predictive, scalable and interpretable knowledge tracing on structured domains")
+        title_words = re.sub(r"[^\w\s-]", " ", title.partition(":")[2] if _title_head(title) else title)
+        for m in _CANDIDATE.finditer(abstract):
+            name = _shaped(m.group(0))
+            letters = [c for c in name if c.isalpha()]
+            if len(letters) < 3 or sum(c.isupper() for c in letters) * 2 < len(letters) or name in names or vocab.term(name) is not None or vocab.is_generic(name):
+                continue
+            if name_key(name) in p.kinds or name in p.defs:
+                continue
+            spelt = forward_long_form(name, title_words)
+            if spelt and len(spelt.split()) >= 2:
+                names.append(name)
         for name in intro_names(abstract):
             short = next((k for k, v in p.defs.items() if name_key(v) == name_key(name)), None)
             name = short or name
@@ -387,6 +499,7 @@ class _CueIndex:
         self.relation_before = _cue_phrases(vocab.relations, "before")
         self.relation_own = _cue_phrases(vocab.relations, "own")
         self.relation_after = {w: label for label, c in vocab.relations for w in c.after}
+        self.relation_unless = {label: set(c.unless_after) for label, c in vocab.relations}
         self.context_before = _cue_phrases(vocab.context, "before")
         self.context_after = {w: label for label, c in vocab.context for w in c.after}
         self.unless = {label: set(c.unless_after) for label, c in vocab.context}
@@ -394,14 +507,17 @@ class _CueIndex:
         self.endings = [(e, label) for label, es in vocab.endings for e in es]
 
 
-def _walk_back(words: list[str], marks: list[bool], i: int, tables, gap: int, unless=None, breaks=frozenset()):
-    """The nearest cue before token i: (label, phrase) or None. Names (marks) and list words
-    cost nothing, other words one each up to `gap`; a clause break ends the search."""
-    count = 0
+def _walk_back(words: list[str], marks: list[bool], i: int, tables, gap: int, unless=None, breaks=frozenset(),
+               capitals=None):
+    """The nearest cue before token i: (label, phrase) or None. Names (marks), capitalised words
+    inside the sentence (`capitals`: parts of names such as "Stochastic Depth networks") and list
+    words cost nothing, other words one each: up to `gap` within one item of a list (items end at
+    a comma, "and", "or"), up to `_LIST_SPAN` in all; a clause break ends the search."""
+    count = total = 0
     j = i - 1
     while j >= 0:
         w = words[j]
-        if marks[j]:
+        if marks[j] or (capitals is not None and capitals[j]):
             j -= 1
             continue
         for table in tables:
@@ -414,12 +530,15 @@ def _walk_back(words: list[str], marks: list[bool], i: int, tables, gap: int, un
                         continue
                     return label, " ".join(phrase)
         if w in _LIST_WORDS:
+            if w in _LIST_SEPARATORS:
+                count = 0  # a new item of a list
             j -= 1
             continue
         if w in _CLAUSE_BREAKS or w in breaks or w[:1].isdigit():
             return None
         count += 1
-        if count > gap:
+        total += 1
+        if count > gap or total > max(gap, _LIST_SPAN):
             return None
         j -= 1
     return None
@@ -452,6 +571,11 @@ class _Extractor:
         # the vocabulary's own matcher is compiled once per vocabulary; the corpus's names apart
         self.corpus_matcher = TermMatcher([t for t in self.full.terms[len(vocab.terms):]])
         self.cues = _cue_index(vocab)
+        self.rejected: list[dict] = []
+
+    def reject(self, p: _Paper, surface: str, reason: str) -> None:
+        """Keep a name-like token left out of the mentions, with the reason (never dropped silently)."""
+        self.rejected.append(dict(paper_id=p.paper_id, surface=surface, reason=reason))
 
     def find(self, text: str) -> list[tuple[int, int, Term]]:
         """Terms of the vocabulary and of the corpus in `text`: leftmost, then longest, no overlaps."""
@@ -482,7 +606,15 @@ class _Extractor:
 
         # The long forms this paper defines name their short form wherever they occur ("Iterative
         # Data Smoothing" is IDS, "Data-free Knowledge Distillation" DFKD, not knowledge distillation).
+        def kind_here(name):  # a short form this paper defines as a kind of model ("MLMs": masked language models)
+            if name_key(name) in own_keys or self.vocab.is_generic(name):
+                return ""
+            return p.kinds.get(name_key(_singular(name)), "")
+
         for short, long in p.defs.items():
+            if kind_here(short):
+                self.reject(p, short, f"a kind of model: {long}")
+                continue
             if self.vocab.is_generic(short) and name_key(short) not in own_keys:
                 continue
             term = self.full.term(short)
@@ -497,6 +629,9 @@ class _Extractor:
                 continue
             surface = text[s:e]
             if term.type == UNKNOWN and self.vocab.is_generic(term.name) and name_key(term.name) not in own_keys:
+                continue
+            if kind_here(surface):
+                self.reject(p, surface, f"a kind of model: {kind_here(surface)}")
                 continue
             name, source = self.canonical(p, surface, term)
             if name_key(name) in self.corpus_keys and (term.type == UNKNOWN or source == "corpus"):
@@ -524,6 +659,12 @@ class _Extractor:
                 continue
             if self.vocab.is_generic(name) and name_key(name) not in own_keys:
                 continue
+            if _GLUED.match(token):
+                self.reject(p, token, "two words run together")
+                continue
+            if kind_here(name):
+                self.reject(p, token, f"a kind of model: {kind_here(name)}")
+                continue
             term = self.full.term(name)
             canon, source = self.canonical(p, name, term)
             occ = _Occurrence(m.start(), m.start() + len(token), canon, _LOWER_TAIL.sub("", token), source,
@@ -546,7 +687,7 @@ class _Extractor:
                 continue
             sentence = text[s0:e0]
             toks = _tokens(sentence)
-            words = [t[2].lower() for t in toks]
+            words = [t[2].lower().rstrip(".") if t[2].lower() == "vs." else t[2].lower() for t in toks]
             first_tok = {}
             marks = [False] * len(toks)
             for o in members:
@@ -555,6 +696,9 @@ class _Extractor:
                     marks[i] = True
                 if idx:
                     first_tok[id(o)] = (idx[0], idx[-1])
+            # capitalised words inside the sentence (not its first word): parts of names
+            capitals = None if k == 0 else [i > 0 and t[2][:1].isupper() and t[2] not in _SENTENCE_WORDS
+                                            for i, t in enumerate(toks)]
             own = k == 0 or bool(_OWN.search(sentence)) or any(name_key(o.name) in own_keys for o in members)
             for o in members:
                 o.sentence = k
@@ -575,7 +719,10 @@ class _Extractor:
                         hit = cues.relation_after[next_word], next_word
                     if hit is None:
                         tables = [cues.relation_before] + ([cues.relation_own] if own else [])
-                        hit = _walk_back(words, marks, i0, tables, _RELATION_GAP, breaks=_RELATION_BREAKS)
+                        hit = _walk_back(words, marks, i0, tables, _RELATION_GAP, cues.relation_unless,
+                                         breaks=_RELATION_BREAKS, capitals=capitals)
+                    if hit is not None and hit[1] in _MAKING_CUES and o.source == "detected":
+                        hit = None  # "this paper introduces FooNet": an unknown name made here, not one built on
                     if hit is not None:
                         o.relation, o.cue = hit
                 # type evidence from context (kept for names the vocabulary does not type)
@@ -601,6 +748,8 @@ class _Extractor:
                 if appo:
                     o.evidence += [(appo, "apposition")] * 3
                 long = _define(p.defs, o.surface) or _define(p.defs, o.name)
+                if not long and len(o.name.split()) > 1:
+                    long = o.name  # a name of several words ("Interactive Agent Foundation Model") is typed by its last
                 if long:
                     head = long.split()[-1].split("-")[-1].lower()
                     if head in cues.heads:
@@ -618,11 +767,14 @@ def _resolve_types(per_paper: list[tuple[_Paper, list[_Occurrence]]]) -> dict[st
     occurrences in the corpus (a paper's own name guessed from its kind when nothing else tells);
     names in a list ("on MMLU, FooQA and GSM8K") take their neighbours' type; else unknown."""
     votes: dict[str, Counter] = defaultdict(Counter)
+    own = {o.name for _p, occs in per_paper for o in occs if o.relation == INTRODUCES}
     for p, occs in per_paper:
         for o in occs:
             if o.type != UNKNOWN:
                 continue
             for label, _ in o.evidence:
+                if label == CONCEPT and o.name in own:
+                    continue  # a name a paper introduces is a name ("Prediction Error-based Classification (PEC)")
                 votes[o.name][label] += 2 if o.relation == INTRODUCES else 1
     types = {name: c.most_common(1)[0][0] for name, c in votes.items() if c}
     # lists: a name still untyped takes the type shared by the typed names listed with it
@@ -650,7 +802,8 @@ def _resolve_types(per_paper: list[tuple[_Paper, list[_Occurrence]]]) -> dict[st
     return types
 
 
-def extract_mentions(papers: pd.DataFrame, vocabulary: Vocabulary | str | Path | None = None) -> pd.DataFrame:
+def extract_mentions(papers: pd.DataFrame, vocabulary: Vocabulary | str | Path | None = None, *,
+                     rejected: list | None = None) -> pd.DataFrame:
     """Every name each paper uses, typed and related: one row per (paper_id, name, relation) with
     columns paper_id, name (canonical), type (method, model, benchmark, metric, tool or unknown),
     relation (introduces, builds-on, replaces, compares or mentions: a name with a stated relation
@@ -658,7 +811,12 @@ def extract_mentions(papers: pd.DataFrame, vocabulary: Vocabulary | str | Path |
     spelling first seen) and source (vocabulary, corpus: a name a paper of the corpus introduces,
     or detected). Rows follow the corpus order, names in order of first appearance. Left out, by
     the vocabulary's rules: its `generic` names (LLM, RL) and short forms the abstract defines as an
-    idea rather than a name (`heads: concept`, as in "learning rate schedules (LRS)")."""
+    idea rather than a name (`heads: concept`, as in "learning rate schedules (LRS)"), short forms of
+    a kind of model (a long form ending in a generic phrase: "masked language models (MLMs)"), two
+    words run together ("levelASR"), and a name of one or two capitals alone (PC) that nothing
+    types: no context, definition or introduction. Pass a list as `rejected` to get each name-like
+    token left out this way, as {paper_id, surface, reason}; names the rules keep but cannot type
+    stay, typed "unknown"."""
     for col in ("paper_id", "title", "abstract"):
         if col not in papers.columns:
             raise ValueError(f"extract_mentions needs a {col!r} column")
@@ -684,10 +842,17 @@ def extract_mentions(papers: pd.DataFrame, vocabulary: Vocabulary | str | Path |
             first = min((o for o in occs if o.name == name), key=lambda o: o.start)
             kind = first.type if first.type != UNKNOWN else types.get(name, UNKNOWN)
             if kind == CONCEPT:
+                ex.reject(p, first.surface, "an idea, not a name (long form: "
+                          f"{_define(p.defs, first.surface) or _define(p.defs, name) or '-'})")
+                continue
+            if (first.source == "detected" and kind == UNKNOWN and _WEAK.match(name) and INTRODUCES not in rels
+                    and not _define(p.defs, name)):
+                ex.reject(p, first.surface, "one or two capitals with nothing telling their type")
                 continue
             for rel in list(rels):
                 allowed = _RELATED_TYPES.get(rel)
-                if allowed is not None and kind not in allowed:
+                by_cue = _CUE_TYPES.get(rels[rel].cue)
+                if (allowed is not None and kind not in allowed) or (by_cue is not None and kind not in by_cue):
                     o = rels.pop(rel)
                     rels.setdefault(MENTIONS, replace(o, relation=MENTIONS, cue=""))
             if len(rels) > 1:
@@ -697,6 +862,8 @@ def extract_mentions(papers: pd.DataFrame, vocabulary: Vocabulary | str | Path |
                     o = rels[rel]
                     rows.append(dict(paper_id=p.paper_id, name=name, type=kind, relation=rel, cue=o.cue,
                                      sentence=o.sentence_text, surface=first.surface, source=first.source))
+    if rejected is not None:
+        rejected.extend(ex.rejected)
     return pd.DataFrame(rows, columns=MENTION_COLUMNS)
 
 

@@ -156,6 +156,17 @@ class Vocabulary:
         return len(parts) > 1 and bool(named) and all(name_key(p) in self._generic_keys for p in named)
 
     @cached_property
+    def _kind_keys(self) -> tuple:
+        return tuple(k for g in self.generic if len(re.split(r"[-\s]+", g.strip())) > 1 for k in [name_key(g)])
+
+    def is_kind(self, long_form: str) -> bool:
+        """Whether a long form names a kind of thing: it ends in a generic phrase of two or more
+        words ("masked language models", "Speech Foundation Models" end in "language models",
+        "foundation models")."""
+        key = name_key(long_form)
+        return bool(key) and any(key.endswith(k) for k in self._kind_keys)
+
+    @cached_property
     def matcher(self) -> "TermMatcher":
         return TermMatcher(self.terms)
 
