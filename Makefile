@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Experiment numbers come from the results shipped in data/results (computed only when missing);
-# two notebooks execute at once.
+# two notebooks execute at once. Both editions of the site (teacher's, student's) with slides.
 run: setup
-	$(BIN)/paperlib build --jobs 2
+	$(BIN)/paperlib build --jobs 2 --edition both --slides
 
 quick: setup
 	$(BIN)/paperlib build --quick --jobs 2

@@ -211,7 +211,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     report = run_build(BuildConfig(out=args.out, quick=args.quick, only=args.only, corpus=args.corpus,
                                    taxonomy=args.taxonomy, notebooks=args.notebooks,
                                    progress=not args.no_progress, rerun=rerun, jobs=args.jobs,
-                                   executor=args.executor, scheduler=args.scheduler, reuse=not args.force))
+                                   executor=args.executor, scheduler=args.scheduler, reuse=not args.force,
+                                   edition=args.edition, slides=args.slides))
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -344,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Parse, tag and relate the corpus into OUT/data, execute every notebook with papermill into "
         "OUT/notebooks and export the static site to OUT/site (open OUT/site/index.html). "
         "Exits 1 when a notebook fails, naming it and the failing cell."))
+    p.add_argument("--edition", choices=["teacher", "student", "both"], default="teacher",
+                   help="teacher: exercises' solutions folded, in OUT/site (default); student: solutions left out, "
+                        "in OUT/site-student; both")
+    p.add_argument("--slides", action="store_true",
+                   help="also write each notebook as reveal.js slides (NAME.slides.html) that work offline")
     p.add_argument("--quick", action="store_true", help="pass quick=True to every notebook (fast, for checks)")
     p.add_argument("--only", metavar="REGEX", help="build only the notebooks whose file names match REGEX")
     p.add_argument("--corpus", metavar="FILE", help="build the site for this corpus instead of the shipped one")

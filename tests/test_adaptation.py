@@ -254,6 +254,24 @@ def test_forgetting_at_equal_learning_by_hand():
     assert ad.equal_learning_claim(table)["verdict"] == "fails"  # 0.325 vs 0.5, per-seed gaps -0.2 and -0.15
 
 
+def test_at_steps_reads_the_selected_rate():
+    rows = []
+    for seed in (0, 1):
+        for lr, valid in ((1e-3, 2.0), (3e-3, 1.0)):  # 3e-3 has the lower validation loss: selected
+            for step in (10, 20):
+                rows += [dict(method=ad.LORA, rank=2.0, lr=lr, seed=seed, step=step, metric=ad.NEW_LOSS,
+                              value=step / 10 + lr * 1000 + seed),
+                         dict(method=ad.LORA, rank=2.0, lr=lr, seed=seed, step=step, metric=ad.FORGETTING, value=0.1 * step)]
+            rows.append(dict(method=ad.LORA, rank=2.0, lr=lr, seed=seed, step=20, metric=ad.VALID_LOSS, value=valid))
+    rows.append(dict(method=ad.PRETRAINED, rank=math.nan, lr=math.nan, seed=0, step=0, metric=ad.NEW_LOSS, value=9.0))
+    table = ad.at_steps(pd.DataFrame(rows), [10, 20])
+    assert list(table.index) == ["LoRA r=2"]
+    # at 3e-3: new-domain loss step / 10 + 3 + seed, mean over seeds 0 and 1
+    assert table.loc["LoRA r=2", (ad.NEW_LOSS, 10)] == pytest.approx(4.5)
+    assert table.loc["LoRA r=2", (ad.NEW_LOSS, 20)] == pytest.approx(5.5)
+    assert table.loc["LoRA r=2", (ad.FORGETTING, 20)] == pytest.approx(2.0)
+
+
 # --------------------------------------------------------------------------- end to end
 
 TINY = ad.Config.quick(d_model=16, n_head=2, block_size=16, batch_size=4, pretrain_steps=10, pretrain_eval_every=5,

@@ -328,3 +328,28 @@ def test_hostile_corpus_stays_text_in_the_explorer_and_paper_pages(browser, inje
     assert page.dialogs == [], "a script from the corpus ran"
     assert page.errors == [] and page.remote == []
     page.close()
+
+
+def test_slides_open_from_disk_and_move_on(browser, tmp_path_factory):
+    """A notebook's reveal.js slides (charts included) open from disk, go to the next slide and
+    fold the solutions, with no error and no request leaving the machine."""
+    from paperlib.site import html as site_html
+
+    path = next(p for p in collection() if p.name.startswith("10_"))
+    result = quick_run(path, tmp_path_factory)
+    assert result.status == "ok", result.error
+    deck_dir = tmp_path_factory.mktemp("slides")
+    site_html.write_plotly_js(deck_dir)
+    site_html.write_reveal_assets(deck_dir)
+    deck = deck_dir / site_html.slides_name(path.stem)
+    site_html.export_slides(result.executed, deck)
+    page = Page(browser, deck)
+    page.page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=20000)
+    assert page.page.evaluate("Reveal.getTotalSlides()") >= 5
+    first = page.page.evaluate("Reveal.getIndices()")
+    page.page.keyboard.press("ArrowRight")
+    page.page.wait_for_function("h => Reveal.getIndices().h !== h", arg=first["h"], timeout=5000)
+    assert page.page.locator("details.paperlib-solution").count() >= 2
+    assert page.page.evaluate("[...document.querySelectorAll('details.paperlib-solution')].every(d => !d.open)")
+    assert page.errors == [] and page.remote == [] and page.dialogs == []
+    page.close()

@@ -13,15 +13,18 @@ from torch import nn
 from paperlib.experiments.efficiency.experiment import (
     DARE,
     DENSE,
+    FINETUNED,
     FLOAT32,
     ONE_SHOT,
     PER_CHANNEL,
     PER_TENSOR,
+    PRE,
     REINIT,
     TICKET,
     Config,
     apply_masks,
     dare,
+    delta_gain_kept,
     delta_rows,
     efficiency_findings,
     eight_bit_verdict,
@@ -253,6 +256,24 @@ def test_quantisation_claims_on_hand_made_tables():
                           (PER_TENSOR, 4): 0.94, (PER_CHANNEL, 4): 0.94})
     assert eight_bit_verdict(worse)["verdict"] == "fails"
     assert per_channel_verdict(worse, 4)["verdict"] == "unresolved"  # equal: not shown either way
+
+
+def test_delta_gain_kept_by_hand():
+    rows = []
+    for seed, jitter in enumerate((-0.01, 0.01)):
+        for flr, ft in ((1e-4, 0.7), (1e-3, 0.9)):
+            rows.append(dict(method=PRE, seed=seed, finetune_lr=flr, keep_fraction=0.0, bits=32.0, metric="test accuracy",
+                             value=0.5 + jitter))
+            rows.append(dict(method=FINETUNED, seed=seed, finetune_lr=flr, keep_fraction=1.0, bits=32.0,
+                             metric="test accuracy", value=ft + jitter))
+            rows.append(dict(method=FINETUNED, seed=seed, finetune_lr=flr, keep_fraction=1.0, bits=32.0,
+                             metric="mean |delta|", value=0.01))
+            for keep, share in ((0.5, 0.75), (0.1, -0.5)):
+                rows.append(dict(method=DARE, seed=seed, finetune_lr=flr, keep_fraction=keep, bits=32.0,
+                                 metric="test accuracy", value=0.5 + share * (ft - 0.5) + jitter))
+    table = delta_gain_kept(pd.DataFrame(rows)).set_index("share of delta kept")
+    assert list(table.index) == [0.5, 0.1] and list(table.columns) == ["fine-tuning lr 0.0001", "fine-tuning lr 0.001"]
+    assert table.to_numpy().tolist() == [[pytest.approx(0.75), pytest.approx(0.75)], [pytest.approx(-0.5), pytest.approx(-0.5)]]
 
 
 # --------------------------------------------------------------------------- end to end

@@ -167,6 +167,18 @@ def test_claims_on_hand_made_frontiers():
     assert at[at["seed"] == 0]["value"].iloc[0] == pytest.approx(1.25)
 
 
+def test_gold_at_matched_kl_interpolates_and_does_not_extrapolate():
+    from paperlib.experiments.preference.experiment import gold_at_matched_kl
+
+    df = _frontier((2.0, 3.0), (1.5, 2.0), [(1, 1.0), (4, 2.0), (16, 1.5)])
+    table = gold_at_matched_kl(df, kls=(1.0, 1.5, 2.5)).set_index("method")
+    assert list(table.columns) == ["KL 1", "KL 1.5", "KL 2.5"]
+    # the seeds add 0, 0.01 and 0.02 to every gold reward: mean +0.01, std 0.01
+    assert table.loc["DPO", "KL 1"] == "2.01 ± 0.01"
+    assert table.loc["PPO", "KL 1.5"] == "1.76 ± 0.01"  # halfway between 1.5 (KL 1) and 2.0 (KL 2)
+    # nothing beyond a method's largest KL: 2 for DPO and PPO, log 16 - 15/16 = 1.84 for best-of-n
+    assert (table["KL 2.5"] == "").all() and table.loc["best-of-n", "KL 1.5"] != ""
+
 def test_unit_keys_follow_the_config_and_the_method():
     base = {u.config["method"]: u.key for u in units(Config.quick())}
     assert set(base) == {"best-of-n", "PPO", "DPO", "IPO", "RRHF", "bandit"}

@@ -4,9 +4,13 @@ honesty checks on the results shipped in `data/results/`.
 A notebook's defaults build exactly `Config()` of its experiment and `quick=True` builds
 `Config.quick()` (the tests check both), so the build can look up or compute a notebook's units
 before the notebook runs, and `verify` can say whether the shipped results still match the code.
+A theme's `EXERCISES` lists the settings its exercise solutions change (each a dict of Config
+fields, applied to the notebook's config with `dataclasses.replace`): their runs are shipped and
+precomputed like the notebook's own.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Iterable
@@ -43,10 +47,22 @@ def notebook_config(notebook: str, *, quick: bool = False):
     return module.Config.quick() if quick else module.Config()
 
 
-def notebook_units(notebook: str, *, quick: bool = False, device: str = "auto") -> list[Unit]:
-    """The units a notebook needs at its default parameters (or quick)."""
+def exercise_configs(notebook: str, *, quick: bool = False) -> list:
+    """The configs the notebook's exercise solutions run: its config with each of the theme's
+    `EXERCISES` overrides."""
     module = experiment_module(EXPERIMENTS[notebook])
-    return module.units(notebook_config(notebook, quick=quick), device=device)
+    base = notebook_config(notebook, quick=quick)
+    return [dataclasses.replace(base, **overrides) for overrides in getattr(module, "EXERCISES", ())]
+
+
+def notebook_units(notebook: str, *, quick: bool = False, device: str = "auto") -> list[Unit]:
+    """The units a notebook needs at its default parameters (or quick), its exercise solutions' included."""
+    module = experiment_module(EXPERIMENTS[notebook])
+    out: dict[str, Unit] = {}
+    for config in [notebook_config(notebook, quick=quick), *exercise_configs(notebook, quick=quick)]:
+        for u in module.units(config, device=device):
+            out.setdefault(u.key, u)
+    return list(out.values())
 
 
 def shipped_units(notebooks: Iterable[str] | None = None) -> list[Unit]:

@@ -3,8 +3,9 @@
 `run_build(BuildConfig(...))` parses, tags and relates the corpus into `<out>/data/` (CSV and
 Parquet), executes each notebook with papermill into `<out>/notebooks/` (a failing notebook
 does not stop the others; its executed copy keeps the traceback), and exports the pages, one page
-per paper (`papers/`) and `index.html` into `<out>/site/`. `paperlib build` is the command-line
-face of it.
+per paper (`papers/`) and `index.html` into `<out>/site/`. The teacher's edition (`site/`) folds
+the exercises' solutions; the student's (`site-student/`) leaves them out; with `slides`, each
+edition also holds every notebook as reveal.js slides. `paperlib build` is the command-line face of it.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ CORPUS_PARAMS = ("corpus_path", "corpus")
 TAXONOMY_PARAMS = ("taxonomy_path", "taxonomy")
 PAPER_NEIGHBOURS = 10  # nearest papers in the neighbours table and on each paper's page
 EXPLORER_PAGE = "03_explorer.html"  # the notebook page that holds the offline explorer
+SITE_DIRS = {"teacher": "site", "student": "site-student"}  # edition -> folder under the build's output
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,16 @@ class BuildConfig:
     executor: str = "local"  # "local" processes or "dask" (a dask.distributed scheduler)
     scheduler: str | None = None  # dask scheduler address (default: $PAPERLIB_DASK_SCHEDULER)
     reuse: bool = True  # keep a notebook's page when nothing it depends on changed since the last build
+    edition: str = "teacher"  # "teacher" (solutions folded, in site/), "student" (none, in site-student/) or "both"
+    slides: bool = False  # also write each notebook as reveal.js slides beside its page
+
+    def editions(self) -> tuple[str, ...]:
+        """The editions this build writes."""
+        if self.edition == "both":
+            return site.EDITIONS
+        if self.edition not in site.EDITIONS:
+            raise ValueError(f"unknown edition {self.edition!r}: expected teacher, student or both")
+        return (self.edition,)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class NotebookResult:
     error: str = ""
     provenance: str = ""  # where an experiment notebook's numbers come from
     reused: bool = False  # nothing it depends on changed since the last build: its page was kept
+    extra_seconds: float = 0.0  # exporting the pages beyond the teacher's (student edition, slides)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class BuildReport:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     seconds: dict = field(default_factory=dict)  # phase -> wall seconds
     site_files: dict = field(default_factory=dict)  # site file (relative path) -> bytes, besides notebook pages
+    indexes: dict = field(default_factory=dict)  # edition -> its index.html
 
     @property
     def ok(self) -> bool:
@@ -224,7 +238,8 @@ def _entry(path: Path) -> reg.NotebookEntry:
 def run_build(config: BuildConfig) -> BuildReport:
     """Run the whole build; never raises for a failing notebook (see `BuildReport.ok`)."""
     out = Path(config.out)
-    data_dir, nb_dir, site_dir, res_dir = out / "data", out / "notebooks", out / "site", out / "results"
+    data_dir, nb_dir, res_dir = out / "data", out / "notebooks", out / "results"
+    site_dirs = {edition: out / SITE_DIRS[edition] for edition in config.editions()}
     corpus = Path(config.corpus).resolve() if config.corpus else None
     taxonomy = Path(config.taxonomy).resolve() if config.taxonomy else None
     source_dir = Path(config.notebooks) if config.notebooks else notebooks_dir()
@@ -244,9 +259,12 @@ def run_build(config: BuildConfig) -> BuildReport:
     paper_ids = frozenset(tables["papers"]["paper_id"]) if tables else frozenset()
 
     paths = reg.notebook_paths(source_dir, config.only)
-    site_dir.mkdir(parents=True, exist_ok=True)
-    site.write_plotly_js(site_dir)
-    paper_pages.write_assets(site_dir)
+    for site_dir in site_dirs.values():
+        site_dir.mkdir(parents=True, exist_ok=True)
+        site.write_plotly_js(site_dir)
+        paper_pages.write_assets(site_dir)
+        if config.slides:
+            site.write_reveal_assets(site_dir)
     phase = {"corpus tables": time.perf_counter() - start}
     reports = _experiment_runs(paths, config, warnings)
     phase["experiment runs"] = time.perf_counter() - start - phase["corpus tables"]
@@ -255,15 +273,17 @@ def run_build(config: BuildConfig) -> BuildReport:
     for path in paths:
         params = notebook_parameters(path, quick=config.quick, results_dir=(res_dir / path.stem).resolve(),
                                      corpus=corpus, taxonomy=taxonomy)
-        executed, page = nb_dir / path.name, site_dir / f"{path.stem}.html"
+        executed = nb_dir / path.name
+        exports = _exports(path.stem, site_dirs, config.slides)
+        page = exports[0][2]
         fingerprints[path.name] = _fingerprint(path, params, reports.get(path.stem), corpus, taxonomy)
         if (config.reuse and not config.rerun and previous.get(path.name) == fingerprints[path.name]
-                and executed.is_file() and page.is_file()):
-            results.append(NotebookResult(path.name, 0.0, "ok", str(executed), html=str(page),
-                                          page_bytes=page.stat().st_size, reused=True))
+                and executed.is_file() and all(Path(target).is_file() for _, _, target in exports)):
+            results.append(NotebookResult(path.name, 0.0, "ok", str(executed), html=page,
+                                          page_bytes=Path(page).stat().st_size, reused=True))
             continue
         jobs.append((str(path), str(executed), params, str(res_dir / path.stem), config.kernel_name,
-                     config.cell_timeout, str(page), paper_ids))
+                     config.cell_timeout, exports, paper_ids))
     with _kernel_env(PLOTLY_RENDERER="plotly_mimetype"):
         bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not config.progress or not jobs)
         for result in _run_notebooks(jobs, max(1, config.jobs)):
@@ -278,12 +298,34 @@ def run_build(config: BuildConfig) -> BuildReport:
     results.sort(key=lambda r: order.get(r.notebook, 0))
     phase["notebooks"] = time.perf_counter() - start - sum(phase.values())
 
-    index = write_site_index(site_dir, source_dir, corpus, results, warnings, tables=tables)
+    indexes, extra = {}, sum(r.extra_seconds for r in results)
+    for edition, site_dir in site_dirs.items():
+        begin = time.perf_counter()
+        indexes[edition] = write_site_index(site_dir, source_dir, corpus, results, warnings, tables=tables,
+                                            edition=edition, slides=config.slides)
+        if edition != config.editions()[0]:
+            extra += time.perf_counter() - begin
     phase["site pages"] = time.perf_counter() - start - sum(phase.values())
+    if len(site_dirs) > 1 or config.slides:
+        phase["of which student edition and slides"] = extra
     phase["total"] = time.perf_counter() - start
+    first = config.editions()[0]
     return BuildReport(config=config, results=tuple(results), data_files=tuple(map(str, data_files)),
-                       index=str(index), data_error=data_error, warnings=tuple(warnings),
-                       seconds={k: round(v, 1) for k, v in phase.items()}, site_files=site_file_sizes(site_dir))
+                       index=str(indexes[first]), data_error=data_error, warnings=tuple(warnings),
+                       seconds={k: round(v, 1) for k, v in phase.items()},
+                       site_files=site_file_sizes(site_dirs[first]),
+                       indexes={e: str(p) for e, p in indexes.items()})
+
+
+def _exports(stem: str, site_dirs: dict[str, Path], slides: bool) -> list[tuple[str, str, str]]:
+    """(kind, edition, target) of every file exported from one executed notebook; the first
+    edition's page comes first."""
+    out = []
+    for edition, site_dir in site_dirs.items():
+        out.append(("page", edition, str(site_dir / f"{stem}.html")))
+        if slides:
+            out.append(("slides", edition, str(site_dir / site.slides_name(stem))))
+    return out
 
 
 def _package_digest() -> str:
@@ -342,18 +384,28 @@ def _experiment_runs(paths: list[Path], config: BuildConfig, warnings: list[str]
 
 
 def _execute_and_export(path: str, executed: str, params: dict, cwd: str, kernel_name: str,
-                        cell_timeout: int | None, page: str, paper_ids=frozenset()) -> NotebookResult:
-    """Execute one notebook and export its page (a top-level function, so a process pool can run it);
-    `paper_ids`: the papers with a page, which the notebook's page links."""
+                        cell_timeout: int | None, exports, paper_ids=frozenset()) -> NotebookResult:
+    """Execute one notebook and export its pages and slides (`exports`: (kind, edition, target), the
+    first edition's page first); a top-level function, so a process pool can run it. `paper_ids`:
+    the papers with a page, which the notebook's page links."""
     result = execute_notebook(path, executed, params, cwd=cwd, kernel_name=kernel_name, cell_timeout=cell_timeout)
-    if Path(executed).exists():
+    if not Path(executed).exists():
+        return result
+    sizes, extra = {}, 0.0
+    for i, (kind, edition, target) in enumerate(exports):
+        begin = time.perf_counter()
         try:
-            size = site.export_page(executed, page, paper_ids=paper_ids)
-            result = NotebookResult(**{**asdict(result), "html": str(page), "page_bytes": size})
+            if kind == "page":
+                sizes[target] = site.export_page(executed, target, paper_ids=paper_ids, edition=edition)
+            else:
+                sizes[target] = site.export_slides(executed, target, edition=edition)
         except Exception as exc:
-            result = NotebookResult(**{**asdict(result), "status": "failed", "failing_cell": "(export)",
-                                       "error": _one_line(f"{type(exc).__name__}: {exc}")})
-    return result
+            return NotebookResult(**{**asdict(result), "status": "failed", "failing_cell": f"(export: {kind}, {edition})",
+                                     "error": _one_line(f"{type(exc).__name__}: {exc}")})
+        if i:
+            extra += time.perf_counter() - begin
+    page = exports[0][2]
+    return NotebookResult(**{**asdict(result), "html": page, "page_bytes": sizes[page], "extra_seconds": extra})
 
 
 def _run_notebooks(jobs: list[tuple], workers: int):
@@ -371,9 +423,11 @@ def _run_notebooks(jobs: list[tuple], workers: int):
 
 
 def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str | Path | None,
-                     results=(), warnings: list[str] | None = None, *, tables: dict | None = None) -> Path:
+                     results=(), warnings: list[str] | None = None, *, tables: dict | None = None,
+                     edition: str = "teacher", slides: bool = False) -> Path:
     """Write `index.html` listing every notebook of `source_dir`, built this time (`results`) or earlier;
-    with the corpus `tables` (`corpus_tables`), also one page per paper and the list of papers."""
+    with the corpus `tables` (`corpus_tables`), also one page per paper and the list of papers.
+    `edition` is named on the index; with `slides`, each notebook's slides are linked."""
     site_dir = Path(site_dir)
     built = {r.notebook: r for r in results}
     page_rows = []
@@ -382,13 +436,15 @@ def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str |
         page = site_dir / f"{path.stem}.html"
         r = built.get(path.name)
         status = r.status if r else ("earlier build" if page.exists() else "not built")
+        deck = site_dir / site.slides_name(path.stem)
         page_rows.append({"notebook": path.name, "title": entry.title, "summary": entry.summary,
                           "html": page.name if page.exists() else "", "status": status,
+                          "slides": deck.name if slides and deck.exists() else "",
                           "page_bytes": page.stat().st_size if page.exists() else 0,
                           "reproduces": list(entry.reproduces), "related": list(entry.related),
                           "provenance": r.provenance if r else ""})
-    pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "status", "page_bytes",
-                                             "reproduces", "related", "provenance"])
+    pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "slides", "status",
+                                             "page_bytes", "reproduces", "related", "provenance"])
     corpus_file = Path(corpus) if corpus else default_corpus_path()
     if tables:
         papers = tables["papers"]
@@ -407,7 +463,7 @@ def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str |
         paper_pages.write_paper_pages(site_dir, tables, links, notebook_pages=notebook_pages, explorer=explorer)
         paper_ids = set(tables["papers"]["paper_id"])
     return site.write_index(site_dir, pages, links, corpus_name=corpus_file.name, paper_ids=paper_ids,
-                            explorer=explorer)
+                            explorer=explorer, edition=edition)
 
 
 def export_site(executed: list[str | Path], site_dir: str | Path, *, source_dir: str | Path | None = None,
@@ -478,6 +534,8 @@ def format_report(report: BuildReport) -> str:
     lines += format_site_sizes(report.site_files)
     if report.seconds:
         lines.append("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()))
-    if report.index:
+    if report.indexes and len(report.indexes) > 1:
+        lines += [f"site ({edition} edition): {index}" for edition, index in report.indexes.items()]
+    elif report.index:
         lines.append(f"site: {report.index}")
     return "\n".join(lines)

@@ -6,6 +6,11 @@ Plotly figures travel in the executed notebooks as their JSON mimetype; here eac
 offline explorer (`explorer_page`); other widgets become a note. Nothing is loaded from a CDN
 (no require.js, MathJax or widget manager). Corpus text reaching HTML goes through `html.escape`.
 Notebook pages and the index link the corpus papers they name to their pages (`pages`).
+
+Two editions: the teacher's folds each exercise's solution cells (tagged `solution`) into a
+`<details>` block a student opens on purpose; the student's drops them (nbconvert's
+`TagRemovePreprocessor`). `export_slides` writes the same notebook as reveal.js slides that load
+reveal.js from files beside the page (`write_reveal_assets`).
 """
 from __future__ import annotations
 
@@ -20,6 +25,27 @@ import pandas as pd
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 PLOTLY_JS = "plotly.min.js"
+EDITIONS = ("teacher", "student")
+SOLUTION_TAG = "solution"
+REVEAL_DIR = "reveal.js"
+SLIDES_SUFFIX = ".slides.html"
+# reveal.js files the slides load, relative to the reveal.js package folder
+REVEAL_FILES = ("LICENSE", "dist/reset.css", "dist/reveal.css", "dist/reveal.js", "dist/theme/white.css",
+                "dist/plugin/notes.js")
+
+# Solution cells (consecutive cells tagged `solution`) folded into one <details> block; a block
+# that extends a template whose any_cell already wraps cells keeps that wrapping inside.
+_FOLD_SOLUTIONS = """
+{%- block any_cell scoped -%}
+{%- set tags = cell.metadata.get('tags', []) -%}
+{%- set solution = 'solution' in tags -%}
+{%- set opens = solution and not (loop.previtem is defined and 'solution' in loop.previtem.metadata.get('tags', [])) -%}
+{%- set closes = solution and not (loop.nextitem is defined and 'solution' in loop.nextitem.metadata.get('tags', [])) -%}
+{%- if opens -%}<details class="paperlib-solution"><summary>Solution (open when you have tried it)</summary>{%- endif -%}
+{{ super() }}
+{%- if closes -%}</details>{%- endif -%}
+{%- endblock any_cell -%}
+"""
 
 _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}
@@ -33,7 +59,38 @@ _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 <nav class="paperlib-nav" style="padding: 8px 16px; font-family: sans-serif;">
 <a href="index.html">&larr; paperlib notebook collection</a>{{ resources.paperlib_papers_nav }}</nav>
 {%- endblock body_header -%}
-"""
+{%- block html_head_css -%}
+{{ super() }}
+<style>details.paperlib-solution { border-left: 3px solid #7a9cc6; margin: 0.5em 0; padding: 0.2em 0.8em; }
+details.paperlib-solution > summary { cursor: pointer; color: #2a5d9f; font-family: sans-serif; }</style>
+{%- endblock html_head_css -%}
+""" + _FOLD_SOLUTIONS
+
+# reveal.js slides that load nothing from the network: reveal.js and plotly.js from files beside
+# the page, no jQuery, require.js, MathJax or mermaid.
+_SLIDES_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}
+<script src="{{ resources.paperlib_plotly_src }}" charset="utf-8"></script>
+{%- endblock html_head_js -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_css -%}
+<style>details.paperlib-solution > summary { cursor: pointer; color: #2a5d9f; }
+.reveal .jp-OutputArea-output pre, .reveal .jp-InputArea pre { font-size: 0.5em; }
+.reveal table { font-size: 0.45em; } .reveal .slides { text-align: left; }
+.reveal .slides section { height: 100%; overflow-y: auto; }</style>
+{%- endblock html_head_css -%}
+{% block footer_js %}
+<script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
+<script src="{{ resources.reveal.url_prefix }}/dist/plugin/notes.js"></script>
+<script>
+Reveal.initialize({controls: true, progress: true, history: true, transition: "slide", slideNumber: "c/t",
+                   width: 1100, height: 760, plugins: [RevealNotes]});
+Reveal.on('slidechanged', function () { window.dispatchEvent(new Event('resize')); });
+</script>
+{% endblock footer_js %}
+""" + _FOLD_SOLUTIONS
+
 
 _WIDGET_NOTE = (
     '<div class="paperlib-widget-note" style="color:#666;font-style:italic">'
@@ -105,28 +162,99 @@ def papers_nav(meta: dict, paper_ids=None) -> str:
     return "".join(f' <span class="paperlib-papers">&middot; {p}</span>' for p in parts)
 
 
+def _check_edition(edition: str) -> None:
+    if edition not in EDITIONS:
+        raise ValueError(f"unknown edition {edition!r}: expected one of {', '.join(EDITIONS)}")
+
+
+def _edition_preprocessors(edition: str) -> list:
+    """The student edition drops every cell tagged `solution`, outputs and all."""
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    _check_edition(edition)
+    if edition == "teacher":
+        return []
+    return [TagRemovePreprocessor(remove_cell_tags={SOLUTION_TAG}, enabled=True)]
+
+
+def _export(exporter, executed: str | Path, target: str | Path, resources: dict) -> int:
+    raw = nbformat.read(str(executed), as_version=4)
+    nb = static_notebook(raw)
+    nb.metadata["title"] = nb.metadata.get("paperlib", {}).get("title") or Path(executed).stem
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(body, encoding="utf-8")
+    return target.stat().st_size
+
+
 def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str = PLOTLY_JS,
-                paper_ids=None) -> int:
+                paper_ids=None, edition: str = "teacher") -> int:
     """Export one executed notebook to an HTML page; returns the page size in bytes. `paper_ids`:
-    the papers that have a page, which the navigation links when the notebook names them."""
+    the papers that have a page, which the navigation links when the notebook names them;
+    `edition`: "teacher" (solutions folded) or "student" (solutions left out)."""
     from nbconvert import HTMLExporter
 
-    raw = nbformat.read(str(executed), as_version=4)
-    nav = papers_nav(raw.metadata.get("paperlib", {}), paper_ids)
-    nb = static_notebook(raw)
+    meta = nbformat.read(str(executed), as_version=4).metadata.get("paperlib", {})
     exporter = HTMLExporter(
         template_name="lab",
         extra_loaders=[jinja2.DictLoader({"paperlib_page.html.j2": _PAGE_TEMPLATE})],
         template_file="paperlib_page.html.j2",
+        preprocessors=_edition_preprocessors(edition),
     )
-    title = nb.metadata.get("paperlib", {}).get("title") or Path(executed).stem
-    nb.metadata["title"] = title
-    body, _ = exporter.from_notebook_node(nb, resources={"paperlib_plotly_src": plotly_src,
-                                                         "paperlib_papers_nav": nav})
-    html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(body, encoding="utf-8")
-    return html_path.stat().st_size
+    return _export(exporter, executed, html_path, {"paperlib_plotly_src": plotly_src,
+                                                   "paperlib_papers_nav": papers_nav(meta, paper_ids)})
+
+
+def slides_name(notebook_stem: str) -> str:
+    """The file name of a notebook's slides, beside its page."""
+    return notebook_stem + SLIDES_SUFFIX
+
+
+def export_slides(executed: str | Path, html_path: str | Path, *, plotly_src: str = PLOTLY_JS,
+                  reveal_prefix: str = REVEAL_DIR, edition: str = "teacher") -> int:
+    """Export one executed notebook as reveal.js slides (breaks from the cells' `slideshow`
+    metadata) that load reveal.js from `reveal_prefix` beside the page; returns the size in bytes."""
+    from nbconvert import SlidesExporter
+
+    exporter = SlidesExporter(
+        extra_loaders=[jinja2.DictLoader({"paperlib_slides.html.j2": _SLIDES_TEMPLATE})],
+        template_file="paperlib_slides.html.j2",
+        reveal_url_prefix=reveal_prefix,
+        reveal_theme="white",
+        preprocessors=_edition_preprocessors(edition),
+    )
+    return _export(exporter, executed, html_path, {"paperlib_plotly_src": plotly_src})
+
+
+def reveal_source() -> Path:
+    """The reveal.js folder of the installed `pyreveal` package, which carries reveal.js's files."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyreveal")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("slides need reveal.js, which comes with the package pyreveal: "
+                                  "pip install 'paperlib[notebooks]'")
+    root = Path(list(spec.submodule_search_locations)[0]) / "revealjs"
+    missing = [f for f in REVEAL_FILES if not (root / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{root}: reveal.js files missing: {', '.join(missing)}")
+    return root
+
+
+def write_reveal_assets(site_dir: str | Path) -> list[Path]:
+    """Copy the reveal.js files the slides load into `<site_dir>/reveal.js/` (once; rewritten when changed)."""
+    import shutil
+
+    root, out = reveal_source(), Path(site_dir) / REVEAL_DIR
+    written = []
+    for name in REVEAL_FILES:
+        target = out / name
+        if not target.is_file() or target.stat().st_size != (root / name).stat().st_size:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / name, target)
+        written.append(target)
+    return written
 
 
 _INDEX_CSS = """
@@ -138,13 +266,14 @@ ul.papers { margin: 0.3em 0 0.3em 1.2em; padding: 0; } ul.papers li { margin: 0.
 
 
 def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "", paper_ids=None,
-               explorer: str | None = None) -> str:
+               explorer: str | None = None, edition: str = "teacher") -> str:
     """The site's index page as HTML.
 
     `pages`: notebook, title, summary, html (relative link or ""), status, page_bytes;
     `links`: the registry link table (notebook, relation, paper_id, title, matched);
     `paper_ids`: the papers that have a page (their titles become links, and the index links the
-    list of all papers); `explorer`: the explorer page, linked at the top.
+    list of all papers); `explorer`: the explorer page, linked at the top; `edition`: "teacher"
+    or "student", said under the title; a `slides` column (relative link or "") links the slides.
     Every corpus-derived string is escaped.
     """
     from paperlib.site.pages import PAPERS_DIR, paper_href
@@ -165,6 +294,10 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
         '<p class="summary">Notebooks on how models are trained: a tour of the paper corpus, '
         "a method map, an explorer and small reproductions of the papers' experiments.</p>",
     ]
+    _check_edition(edition)
+    parts.append('<p class="meta edition">' + (
+        "Teacher's edition: each exercise's solution is folded under it; open it on purpose."
+        if edition == "teacher" else "Student edition: the exercises without their solutions.") + "</p>")
     if corpus_name:
         parts.append(f'<p class="meta">Corpus: {esc(corpus_name)}</p>')
     browse = []
@@ -181,12 +314,14 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
         if rec.html:
             heading = f'<a href="{esc(rec.html, quote=True)}">{heading}</a>'
         size = f"{rec.page_bytes / 1024:.0f} KiB" if rec.page_bytes else "no page"
+        deck = getattr(rec, "slides", "")
+        deck = f' &middot; <a class="slides" href="{esc(deck, quote=True)}">slides</a>' if isinstance(deck, str) and deck else ""
         parts += [
             '<section class="notebook">',
             f"<h2>{heading}</h2>",
             f'<p class="summary">{esc(rec.summary)}</p>',
             f'<p class="meta">{esc(rec.notebook)} &middot; <span class="{status_cls}">'
-            f"{esc(rec.status)}</span> &middot; {size}</p>",
+            f"{esc(rec.status)}</span> &middot; {size}{deck}</p>",
         ]
         provenance = getattr(rec, "provenance", "")
         if isinstance(provenance, str) and provenance:
@@ -202,10 +337,10 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
 
 
 def write_index(site_dir: str | Path, pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "",
-                paper_ids=None, explorer: str | None = None) -> Path:
+                paper_ids=None, explorer: str | None = None, edition: str = "teacher") -> Path:
     """Write `index.html` into the site folder."""
     target = Path(site_dir) / "index.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(index_html(pages, links, corpus_name=corpus_name, paper_ids=paper_ids, explorer=explorer),
-                      encoding="utf-8")
+    target.write_text(index_html(pages, links, corpus_name=corpus_name, paper_ids=paper_ids, explorer=explorer,
+                                 edition=edition), encoding="utf-8")
     return target

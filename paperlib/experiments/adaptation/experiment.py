@@ -316,6 +316,11 @@ class Config:
                         n_head=self.n_head, d_model=self.d_model)
 
 
+# the settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# fine-tuning twice as long, at the rate full fine-tuning, rank 16 and rank 64 select
+EXERCISES = ({"finetune_steps": 400, "lrs": (0.003,), "ranks": (16, 64)},)
+
+
 _PRETRAIN_FIELDS = ("python_modules", "piece_chars", "d_model", "n_layer", "n_head", "block_size", "batch_size",
                     "pretrain_steps", "pretrain_lr", "pretrain_eval_every", "pretrain_early_evals", "eval_windows")
 _FINETUNE_FIELDS = ("finetune_steps", "lora_alpha_per_rank", "eval_every", "early_evals")
@@ -655,6 +660,19 @@ def lr_table(adaptation: pd.DataFrame) -> pd.DataFrame:
     wide = v.pivot_table(index="config", columns="lr", values="value", aggfunc="mean")
     wide.columns = [f"lr {c:g}" for c in wide.columns]
     return wide.reindex([c for c in config_order(v) if c in wide.index]).round(4).reset_index()
+
+
+def at_steps(adaptation: pd.DataFrame, steps: Sequence[int], metrics: Sequence[str] = (NEW_LOSS, FORGETTING)) -> pd.DataFrame:
+    """Mean over seeds of each metric after each of `steps`, one row per configuration at its
+    selected rate (the base model left out), columns (metric, step)."""
+    df = _with_labels(adaptation[adaptation["method"].isin([FULL, LORA])])
+    pick = selected_lrs(adaptation)[["config", "lr"]]
+    part = df.merge(pick, on=["config", "lr"])
+    part = part[part["step"].isin(list(steps)) & part["metric"].isin(list(metrics))]
+    wide = part.pivot_table(index="config", columns=["metric", "step"], values="value", aggfunc="mean")
+    wide = wide.reindex(index=[c for c in config_order(part) if c in wide.index],
+                        columns=pd.MultiIndex.from_product([list(metrics), sorted(steps)], names=["metric", "step"]))
+    return wide.rename_axis(index="configuration")
 
 
 def mean_update_rank(spectrum: pd.DataFrame, metric: str = ERANK) -> pd.DataFrame:

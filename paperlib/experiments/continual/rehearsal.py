@@ -152,6 +152,11 @@ class Config:
                             lr=self.lr, eval_every=self.eval_every, eval_size=self.eval_size)
 
 
+# Settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# a three times slower exponential decay, and clocks reset by every rehearsal.
+EXERCISES = ({"tau": 3.0}, {"refresh_on_rehearsal": True})
+
+
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per seed and method (every schedule, then EWC), all on the same stream of a seed."""
     common = {"dataset": config.dataset, "n_tasks": config.n_tasks, "hidden": list(config.hidden),

@@ -99,6 +99,11 @@ def _stream_fields(stream: StreamConfig) -> dict:
     return {k: getattr(stream, k) for k in ("hidden", "steps_per_task", "batch_size", "lr", "optimizer", "optimizer_per_task")}
 
 
+# Settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# replay in Class-IL with a tenth of the memory (50 stored examples instead of 500), first seed only.
+EXERCISES = ({"methods": ("replay",), "scenarios": ("class",), "seeds": (0,), "params": {"replay": {"memory": 50}}},)
+
+
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per protocol, seed, scenario and method (in the order of the table)."""
     out = []

@@ -457,6 +457,13 @@ _UNIT_FIELDS = ("dataset", "hidden", "noise_seed", "batch_size", "lr", "evals", 
                 "train_subset", "class_balanced")
 
 
+# Settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# linear pacing with a = 1.5 (the hardest 27% of the ordering are never used) under 40% noisy labels,
+# for the curriculum, the random curriculum and standard training.
+EXERCISES = ({"pacing": Pacing("linear", a=1.5, b=0.2), "noise_fractions": (0.4,),
+              "orderings": ("curriculum", "random_curriculum", "standard")},)
+
+
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per regime, ordering and seed (labels flipped with `noise_seed`, the same for every seed)."""
     common = {k: getattr(config, k) for k in _UNIT_FIELDS}

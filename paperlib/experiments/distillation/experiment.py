@@ -355,6 +355,11 @@ def pgr_table(df: pd.DataFrame) -> pd.DataFrame:
 _PARTS = {"kd": KDConfig, "pskd": PSKDConfig, "w2s": W2SConfig}
 
 
+# Settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# weak-to-strong with a weak supervisor trained on 1,000 true labels instead of 200.
+EXERCISES = ({"w2s": W2SConfig(weak_train_size=1000)},)
+
+
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per part (kd, pskd, w2s) and seed."""
     return [make_unit(NAME, {"part": part, "dataset": config.dataset, **asdict(getattr(config, part))}, seed, device)

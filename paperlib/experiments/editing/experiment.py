@@ -210,6 +210,11 @@ def editing_rows(config: Config, data: Dataset, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# SSD with a ten times stricter selection threshold (alpha = 100).
+EXERCISES = ({"ssd_alpha": 100.0},)
+
+
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """One unit per seed: the pre-trained model, its edits and the unlearning runs."""
     settings = {k: v for k, v in asdict(config).items() if k != "seeds"}

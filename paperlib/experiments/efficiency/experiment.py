@@ -277,6 +277,11 @@ class Config:
         return LoopConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr)
 
 
+# the settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# pruning half of the remaining weights per round (6 rounds reach 1.6%), and 3-bit weights
+EXERCISES = ({"prune_rate": 0.5, "rounds": 6}, {"bits": (3,)})
+
+
 _SHARED = ("dataset", "hidden", "steps", "batch_size", "lr")
 _PART_FIELDS = {
     "pruning": _SHARED + ("prune_rate", "output_prune_rate", "rounds", "baseline_every"),
@@ -483,6 +488,21 @@ def delta_table(df: pd.DataFrame) -> pd.DataFrame:
     wide["_o"] = wide["method"].map(order)
     return (wide.sort_values(["_o", "keep_fraction", "bits"], ascending=[True, False, False])
             .drop(columns="_o").reset_index(drop=True))
+
+
+def delta_gain_kept(delta: pd.DataFrame, method: str = DARE) -> pd.DataFrame:
+    """How much of what fine-tuning added an edit of the delta keeps: (edited - pre-trained) /
+    (fine-tuned - pre-trained) on the test accuracy, from the means over seeds, per share of the
+    delta kept (rows, largest first) and fine-tuning rate (columns). 1 keeps all of the gain, 0
+    is back at the pre-trained model, below 0 is worse than not fine-tuning at all."""
+    acc = delta[(delta["metric"] == "test accuracy") & (delta["bits"] == 32)]
+    mean = acc.groupby(["method", "finetune_lr", "keep_fraction"])["value"].mean()
+    pre = mean.loc[PRE].groupby("finetune_lr").mean()
+    gain = mean.loc[FINETUNED].groupby("finetune_lr").mean() - pre
+    edited = mean.loc[method].unstack("finetune_lr")
+    out = (edited - pre) / gain
+    out.columns = [f"fine-tuning lr {c:g}" for c in out.columns]
+    return out.sort_index(ascending=False).rename_axis("share of delta kept").reset_index()
 
 
 # --------------------------------------------------------------------------- findings

@@ -124,6 +124,11 @@ class Config:
         return cls(**{**base, **changes})
 
 
+# the settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# 20% of the pair labels flipped, with two KL strengths and one IPO margin to keep the run short
+EXERCISES = ({"label_noise": 0.2, "betas": (0.1, 1.0), "ipo_taus": (0.1,)},)
+
+
 COMMON = ("grammar_seed", "letters", "max_length", "good_letters", "target_length", "length_penalty", "max_new_tokens",
           "d_model", "n_layer", "n_head", "sft_examples", "sft_steps", "sft_lr", "batch_size", "pairs", "label_noise",
           "rm_epochs", "rm_lr", "eval_samples", "curve_samples")
@@ -377,6 +382,34 @@ class PreferenceResults(Results):
         from paperlib.experiments.preference.analysis import preference_findings
 
         return preference_findings(self.tables, self.config)
+
+
+def gold_at_matched_kl(frontier: pd.DataFrame, kls=(0.25, 0.5, 1.0, 2.0, 4.0)) -> pd.DataFrame:
+    """Every method's gold reward at the same KL to the reference, one column per KL in `kls`:
+    per seed, linearly interpolated between the method's settings sorted by KL (the reference as
+    the point at KL 0; best-of-n against the main reward model), then mean ± std over seeds. A
+    cell stays empty where some seed's settings never reached that KL (no extrapolation)."""
+    from paperlib.experiments.findings import summarize
+    from paperlib.experiments.preference.analysis import gold_at_kl, main_rm_pairs, points
+
+    main = main_rm_pairs(frontier)
+    part = frontier[(frontier["method"] != "best-of-n") | (frontier["rm_pairs"] == main)]
+    grid = np.asarray(kls, float)
+    rows = []
+    for method in [m for m in METHODS if m in set(part["method"])]:
+        reach = points(part, method).groupby("seed")["kl_to_ref"].max()
+        at = gold_at_kl(part, method, grid).assign(method=method)
+        rows.append(at[at["kl"] <= at["seed"].map(reach) + 1e-12])
+    if not rows:
+        return pd.DataFrame(columns=["method", *[f"KL {k:g}" for k in grid]])
+    s = summarize(pd.concat(rows, ignore_index=True), ["method", "kl"])
+    n_seeds = part["seed"].nunique()
+    s = s[s["n"] == n_seeds]
+    s["cell"] = [f"{m:.2f} ± {d:.2f}" for m, d in zip(s["mean"], s["std"])]
+    wide = s.pivot_table(index="method", columns="kl", values="cell", aggfunc="first")
+    wide = wide.reindex(index=[m for m in METHODS if m in set(part["method"])], columns=grid)
+    wide.columns = [f"KL {k:g}" for k in grid]
+    return wide.astype(object).fillna("").reset_index()
 
 
 def run(config: Config, *, device: str = "cpu", **options) -> PreferenceResults:

@@ -115,6 +115,11 @@ class Config:
         return 1 + 2 * max(self.test_digits) + 2 + self.max_new_tokens
 
 
+# the settings the notebook's exercise solutions run (each applied to its config with dataclasses.replace):
+# every RL method at ten times the learning rate
+EXERCISES = ({"rl_lr": 1e-3},)
+
+
 COMMON = ("train_digits", "test_digits", "d_model", "n_layer", "n_head", "sft_examples", "sft_batch", "sft_lr",
           "sft_max_steps", "sft_target", "sft_check_every", "sft_check_problems", "temperature", "test_problems",
           "eval_samples", "ks")
