@@ -82,6 +82,16 @@ def test_sampler_clock_counts_tasks_and_picks_follow_the_schedule():
     assert sampler.last_seen_ == pytest.approx([1.0, 2.0, 3.0])  # rehearsing does not reset the clocks by default
 
 
+def test_sampler_clock_is_exact_at_task_boundaries():
+    """Time in tasks is steps over steps per task, not a running sum of 1/steps_per_task."""
+    sampler = ScheduleSampler("uniform", steps_per_task=7)
+    for task in range(3):
+        for _ in range(7):
+            sampler.after_step(None)
+        sampler.after_task(None)
+    assert sampler.last_seen_ == [1.0, 2.0, 3.0] and sampler.clock == 3.0
+
+
 def test_tiny_tau_sends_every_revisit_to_the_newest_task_and_uniform_spreads_them():
     gen = torch.Generator().manual_seed(0)
     newest = _clocked("exponential", tau=0.01)

@@ -31,7 +31,7 @@ from paperlib.experiments.runner import Results, Unit, make_unit, run_experiment
 from paperlib.store import load_reference
 
 NAME = "continual.rehearsal"
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 SCHEDULES = ("none", "uniform", "exponential", "power-law")
 
@@ -82,23 +82,28 @@ class ScheduleSampler:
         self.refresh_on_rehearsal = refresh_on_rehearsal
         self.last_seen_: list[float] = []
         self.revisits_: list[tuple[float, int]] = []
-        self._clock = 0.0
+        self._steps = 0
+
+    @property
+    def clock(self) -> float:
+        """Time in tasks: steps taken over steps per task (exact at task boundaries)."""
+        return self._steps / self.steps_per_task
 
     def pick(self, n_tasks: int, gen: torch.Generator) -> int:
         """The stored task to rehearse at this step."""
-        since = torch.tensor([self._clock - t for t in self.last_seen_[:n_tasks]])
+        since = torch.tensor([self.clock - t for t in self.last_seen_[:n_tasks]])
         p = revisit_probabilities(since, self.schedule, tau=self.tau, exponent=self.exponent)
         j = int(torch.multinomial(p, 1, generator=gen))
         if self.refresh_on_rehearsal:
-            self.last_seen_[j] = self._clock
-        self.revisits_.append((self._clock, j))
+            self.last_seen_[j] = self.clock
+        self.revisits_.append((self.clock, j))
         return j
 
     def after_step(self, ctx) -> None:
-        self._clock += 1.0 / self.steps_per_task
+        self._steps += 1
 
     def after_task(self, ctx) -> None:
-        self.last_seen_.append(self._clock)
+        self.last_seen_.append(self.clock)
 
 
 def scheduled_rehearsal(schedule: str, *, rehearsal_size: int = 16, memory_per_task: int = 200, steps_per_task: int,
