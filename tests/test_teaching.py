@@ -140,6 +140,18 @@ def test_student_edition_leaves_solutions_out(teaching_build):
     assert "student edition and slides" in text  # the time they add is in the summary
 
 
+
+@pytest.mark.slow
+def test_each_edition_offers_its_notebooks_to_download(teaching_build):
+    out, _, _ = teaching_build
+    for edition, solutions in (("site", 2), ("site-student", 0)):
+        nb = nbformat.read(str(out / edition / "notebooks" / "00_lesson.ipynb"), as_version=4)
+        assert sum(SOLUTION in _tags(c) for c in nb.cells) == solutions
+        assert any(c.source.startswith("**Exercise 1.**") for c in nb.cells)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # as stored, not executed
+        assert 'href="notebooks/00_lesson.ipynb"' in (out / edition / "index.html").read_text()
+
+
 @pytest.mark.slow
 def test_slides_load_nothing_from_the_network(teaching_build):
     out, _, _ = teaching_build

@@ -427,7 +427,8 @@ def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str |
                      edition: str = "teacher", slides: bool = False) -> Path:
     """Write `index.html` listing every notebook of `source_dir`, built this time (`results`) or earlier;
     with the corpus `tables` (`corpus_tables`), also one page per paper and the list of papers.
-    `edition` is named on the index; with `slides`, each notebook's slides are linked."""
+    `edition` is named on the index; with `slides`, each notebook's slides are linked. Each notebook
+    is also copied, as stored, into `notebooks/` to download (the student edition's without solutions)."""
     site_dir = Path(site_dir)
     built = {r.notebook: r for r in results}
     page_rows = []
@@ -437,13 +438,15 @@ def write_site_index(site_dir: str | Path, source_dir: str | Path, corpus: str |
         r = built.get(path.name)
         status = r.status if r else ("earlier build" if page.exists() else "not built")
         deck = site_dir / site.slides_name(path.stem)
+        source = f"{site.NOTEBOOKS_DIR}/{path.name}"
+        site.export_notebook(path, site_dir / source, edition=edition)
         page_rows.append({"notebook": path.name, "title": entry.title, "summary": entry.summary,
                           "html": page.name if page.exists() else "", "status": status,
-                          "slides": deck.name if slides and deck.exists() else "",
+                          "slides": deck.name if slides and deck.exists() else "", "ipynb": source,
                           "page_bytes": page.stat().st_size if page.exists() else 0,
                           "reproduces": list(entry.reproduces), "related": list(entry.related),
                           "provenance": r.provenance if r else ""})
-    pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "slides", "status",
+    pages = pd.DataFrame(page_rows, columns=["notebook", "title", "summary", "html", "slides", "ipynb", "status",
                                              "page_bytes", "reproduces", "related", "provenance"])
     corpus_file = Path(corpus) if corpus else default_corpus_path()
     if tables:

@@ -206,6 +206,22 @@ def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str 
                                                    "paperlib_papers_nav": papers_nav(meta, paper_ids)})
 
 
+NOTEBOOKS_DIR = "notebooks"  # the notebooks themselves, beside the pages, to open in JupyterLab
+
+
+def export_notebook(source: str | Path, target: str | Path, *, edition: str = "teacher") -> int:
+    """Write a collection notebook (as stored: no outputs) for readers to download; the student
+    edition without its solution cells. Returns the size in bytes."""
+    from nbconvert import NotebookExporter
+
+    exporter = NotebookExporter(preprocessors=_edition_preprocessors(edition))
+    body, _ = exporter.from_notebook_node(nbformat.read(str(source), as_version=4))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(body, encoding="utf-8")
+    return target.stat().st_size
+
+
 def slides_name(notebook_stem: str) -> str:
     """The file name of a notebook's slides, beside its page."""
     return notebook_stem + SLIDES_SUFFIX
@@ -316,6 +332,9 @@ def index_html(pages: pd.DataFrame, links: pd.DataFrame, *, corpus_name: str = "
         size = f"{rec.page_bytes / 1024:.0f} KiB" if rec.page_bytes else "no page"
         deck = getattr(rec, "slides", "")
         deck = f' &middot; <a class="slides" href="{esc(deck, quote=True)}">slides</a>' if isinstance(deck, str) and deck else ""
+        source = getattr(rec, "ipynb", "")
+        if isinstance(source, str) and source:
+            deck += f' &middot; <a class="ipynb" href="{esc(source, quote=True)}" download>notebook</a>'
         parts += [
             '<section class="notebook">',
             f"<h2>{heading}</h2>",
