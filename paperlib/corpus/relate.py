@@ -162,16 +162,23 @@ def _shared_terms(matrix, terms, sources: np.ndarray, targets: np.ndarray, n_ter
     out: list[list[str]] = []
     for start in range(0, len(sources), chunk):
         stop = start + chunk
-        prod = matrix[sources[start:stop]].multiply(matrix[targets[start:stop]]).tocsr()
-        for r in range(prod.shape[0]):
-            lo, hi = prod.indptr[r], prod.indptr[r + 1]
-            chosen: list[str] = []
-            for t in prod.indices[lo:hi][np.argsort(-prod.data[lo:hi], kind="stable")]:
-                if len(chosen) == n_terms:
-                    break
-                if not overlaps(str(terms[t]), chosen):
-                    chosen.append(str(terms[t]))
-            out.append(chosen)
+        out += _top_terms(matrix[sources[start:stop]].multiply(matrix[targets[start:stop]]).tocsr(), terms, n_terms)
+    return out
+
+
+def _top_terms(weights, terms, n_terms: int) -> list[list[str]]:
+    """For each row of a sparse CSR matrix of term weights, up to `n_terms` terms by weight,
+    skipping a term that repeats a chosen one."""
+    out: list[list[str]] = []
+    for r in range(weights.shape[0]):
+        lo, hi = weights.indptr[r], weights.indptr[r + 1]
+        chosen: list[str] = []
+        for t in weights.indices[lo:hi][np.argsort(-weights.data[lo:hi], kind="stable")]:
+            if len(chosen) == n_terms:
+                break
+            if not overlaps(str(terms[t]), chosen):
+                chosen.append(str(terms[t]))
+        out.append(chosen)
     return out
 
 
@@ -401,17 +408,7 @@ def similar_to_text(papers: pd.DataFrame, text: str, k: int = 10, *, n_terms: in
         raise KeyError(f"no paper with id or title matching {text!r}, and none of its words is in the papers")
     sims = np.asarray((index.vectors_ @ q.T).toarray()).ravel()
     order = np.argsort(-sims, kind="stable")[: min(k, len(sims))]
-    prod = index.tfidf_[order].multiply(words.astype(np.float32)).tocsr()
-    terms = []
-    for r in range(prod.shape[0]):
-        lo, hi = prod.indptr[r], prod.indptr[r + 1]
-        chosen: list[str] = []
-        for t in prod.indices[lo:hi][np.argsort(-prod.data[lo:hi], kind="stable")]:
-            if len(chosen) == n_terms:
-                break
-            if not overlaps(str(index.terms_[t]), chosen):
-                chosen.append(str(index.terms_[t]))
-        terms.append(chosen)
+    terms = _top_terms(index.tfidf_[order].multiply(words.astype(np.float32)).tocsr(), index.terms_, n_terms)
     out = pd.DataFrame({
         "paper_id": index.paper_ids_[order], "title": index.titles_[order],
         "similarity": [float(sims[j]) for j in order], "shared_terms": terms,

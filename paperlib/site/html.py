@@ -29,6 +29,7 @@ EDITIONS = ("teacher", "student")
 SOLUTION_TAG = "solution"
 REVEAL_DIR = "reveal.js"
 SLIDES_SUFFIX = ".slides.html"
+NOTEBOOKS_DIR = "notebooks"  # the notebooks themselves, beside the pages, to open in JupyterLab
 # reveal.js files the slides load, relative to the reveal.js package folder
 REVEAL_FILES = ("LICENSE", "dist/reset.css", "dist/reveal.css", "dist/reveal.js", "dist/theme/white.css",
                 "dist/plugin/notes.js")
@@ -177,14 +178,18 @@ def _edition_preprocessors(edition: str) -> list:
     return [TagRemovePreprocessor(remove_cell_tags={SOLUTION_TAG}, enabled=True)]
 
 
-def _export(exporter, executed: str | Path, target: str | Path, resources: dict) -> int:
-    raw = nbformat.read(str(executed), as_version=4)
+def _export(exporter, raw: nbformat.NotebookNode, stem: str, target: str | Path, resources: dict) -> int:
     nb = static_notebook(raw)
-    nb.metadata["title"] = nb.metadata.get("paperlib", {}).get("title") or Path(executed).stem
+    nb.metadata["title"] = nb.metadata.get("paperlib", {}).get("title") or stem
     body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return _write(target, body)
+
+
+def _write(target: str | Path, text: str) -> int:
+    """Write a site file (folders made as needed); returns its size in bytes."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(body, encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     return target.stat().st_size
 
 
@@ -195,18 +200,16 @@ def export_page(executed: str | Path, html_path: str | Path, *, plotly_src: str 
     `edition`: "teacher" (solutions folded) or "student" (solutions left out)."""
     from nbconvert import HTMLExporter
 
-    meta = nbformat.read(str(executed), as_version=4).metadata.get("paperlib", {})
+    raw = nbformat.read(str(executed), as_version=4)
     exporter = HTMLExporter(
         template_name="lab",
         extra_loaders=[jinja2.DictLoader({"paperlib_page.html.j2": _PAGE_TEMPLATE})],
         template_file="paperlib_page.html.j2",
         preprocessors=_edition_preprocessors(edition),
     )
-    return _export(exporter, executed, html_path, {"paperlib_plotly_src": plotly_src,
-                                                   "paperlib_papers_nav": papers_nav(meta, paper_ids)})
-
-
-NOTEBOOKS_DIR = "notebooks"  # the notebooks themselves, beside the pages, to open in JupyterLab
+    nav = papers_nav(raw.metadata.get("paperlib", {}), paper_ids)
+    return _export(exporter, raw, Path(executed).stem, html_path,
+                   {"paperlib_plotly_src": plotly_src, "paperlib_papers_nav": nav})
 
 
 def export_notebook(source: str | Path, target: str | Path, *, edition: str = "teacher") -> int:
@@ -216,10 +219,7 @@ def export_notebook(source: str | Path, target: str | Path, *, edition: str = "t
 
     exporter = NotebookExporter(preprocessors=_edition_preprocessors(edition))
     body, _ = exporter.from_notebook_node(nbformat.read(str(source), as_version=4))
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(body, encoding="utf-8")
-    return target.stat().st_size
+    return _write(target, body)
 
 
 def slides_name(notebook_stem: str) -> str:
@@ -240,7 +240,8 @@ def export_slides(executed: str | Path, html_path: str | Path, *, plotly_src: st
         reveal_theme="white",
         preprocessors=_edition_preprocessors(edition),
     )
-    return _export(exporter, executed, html_path, {"paperlib_plotly_src": plotly_src})
+    return _export(exporter, nbformat.read(str(executed), as_version=4), Path(executed).stem, html_path,
+                   {"paperlib_plotly_src": plotly_src})
 
 
 def reveal_source() -> Path:
