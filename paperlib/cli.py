@@ -107,7 +107,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         taxonomy = load_taxonomy(args.taxonomy)
         tagged = tag_papers(papers, taxonomy)
         index = PaperIndex(taxonomy=taxonomy, embeddings="minilm" if args.embeddings else None).fit(tagged)
-        table = neighbour_quality(tagged, load_gold(args.evaluate), args.k, similarity=index.similarity_matrix())
+        gold = pd.concat([load_gold(f) for f in args.evaluate], ignore_index=True)
+        table = neighbour_quality(tagged, gold, args.k, similarity=index.similarity_matrix())
         print(f"{table['share'].mean():.3f} of the {args.k} nearest labelled papers share a labelled theme "
               f"(mean over {len(table)} labelled papers; similarity: "
               + ", ".join(f"{name} {w:.2f}" for name, w in index.weights_.items() if w) + ")")
@@ -303,9 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--taxonomy", metavar="FILE", help="taxonomy YAML to tag with (default: the shipped one)")
     p.add_argument("--embeddings", action="store_true",
                    help="also compare papers by MiniLM sentence embeddings (needs the embeddings extra)")
-    p.add_argument("--evaluate", metavar="GOLD", help=(
+    p.add_argument("--evaluate", metavar="GOLD", action="append", help=(
         "hand labels (JSON with title and theme): print the share of each labelled paper's k nearest "
-        "labelled papers that share a labelled theme"))
+        "labelled papers that share a labelled theme (repeat to pool several files)"))
     p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("reading-list", help="a reading list of the papers matching a query", description=(

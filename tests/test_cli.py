@@ -69,3 +69,17 @@ def test_parse_table_round_trips_through_the_store(tmp_path, corpus_path, suffix
     back = store.read_table(out_file)
     assert back.code_urls[0] == ["https://github.com/OpenGVLab/VideoMAEv2"]
     assert all(isinstance(v, list) for v in back.code_urls) and back.code_urls.map(len).sum() > 10
+
+
+def test_similar_evaluate_pools_several_label_files(capsys):
+    from paperlib.paths import default_corpus_path, shipped_dir
+
+    labels = shipped_dir() / "labels"
+    corpus = str(default_corpus_path())
+    assert main(["similar", corpus, "--evaluate", str(labels / "dev_tags.json")]) == 0
+    one = capsys.readouterr().out
+    assert main(["similar", corpus, "--evaluate", str(labels / "dev_tags.json"),
+                 "--evaluate", str(labels / "check_tags.json")]) == 0
+    both = capsys.readouterr().out
+    n_one, n_both = (int(t.split("mean over ")[1].split()[0]) for t in (one, both))
+    assert n_both > n_one
