@@ -29,6 +29,21 @@ def line_loader(error: type[Exception]) -> type[yaml.SafeLoader]:
     return LineLoader
 
 
+def load_yaml_with_lines(text: str, source, error: type[Exception]):
+    """One YAML document read with `line_loader(error)`; invalid YAML raises `error(source, line,
+    "not valid YAML: ...")`."""
+    loader = line_loader(error)(text)
+    loader.name = source
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise error(source, line, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    finally:
+        loader.dispose()
+
+
 def read_json_labels(path: str | Path):
     """A hand-label file's JSON, or a ValueError naming the file (and the line, when it is not JSON)."""
     path = Path(path)

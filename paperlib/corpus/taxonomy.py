@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import yaml
 
 from paperlib.errors import TaxonomyError
-from paperlib.corpus.files import line_loader
+from paperlib.corpus.files import load_yaml_with_lines
 from paperlib.paths import default_taxonomy_path
 
 WHERE = ("any", "title", "abstract", "claim")
@@ -131,16 +130,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 
 def parse_taxonomy(text: str, *, source: str | None = None) -> Taxonomy:
     """Build a `Taxonomy` from YAML text; errors name `source`, the tag and the line."""
-    loader = line_loader(TaxonomyError)(text)
-    loader.name = source
-    try:
-        raw = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise TaxonomyError(source, line, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    finally:
-        loader.dispose()
+    raw = load_yaml_with_lines(text, source, TaxonomyError)
     return _build(raw, source)
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-import yaml
 
 from paperlib.errors import PaperlibInputError
-from paperlib.corpus.files import line_loader
+from paperlib.corpus.files import load_yaml_with_lines
 from paperlib.paths import shipped_dir
 
 TYPES = ("method", "model", "benchmark", "metric", "tool")
@@ -321,16 +320,7 @@ def _words(value, source, line, what) -> tuple[str, ...]:
 
 
 def _parse(text: str, source) -> tuple[Vocabulary, set]:
-    loader = line_loader(VocabularyError)(text)
-    loader.name = source
-    try:
-        raw = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise VocabularyError(source, mark.line + 1 if mark is not None else None,
-                              f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    finally:
-        loader.dispose()
+    raw = load_yaml_with_lines(text, source, VocabularyError)
     if not isinstance(raw, dict):
         _fail(source, None, "a vocabulary must be a mapping with at least 'terms'")
     for key in raw:
