@@ -52,7 +52,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from paperlib.corpus.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(args.taxonomy)
-    gold = load_gold(args.evaluate) if args.evaluate else None
+    gold = pd.concat([load_gold(f) for f in args.evaluate], ignore_index=True) if args.evaluate else None
     examples = load_gold(args.examples) if args.examples else None
     if args.folds and gold is None:
         raise ValueError("--folds needs --evaluate GOLD (the labels to cut into folds)")
@@ -174,7 +174,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     from paperlib.corpus.vocabulary import load_vocabulary
 
     vocabulary = load_vocabulary(args.vocabulary)
-    gold = load_mention_gold(args.evaluate) if args.evaluate else None
+    gold = [r for f in args.evaluate or () for r in load_mention_gold(f)] or None
     papers = tag_papers(load_corpus(args.corpus), args.taxonomy)
     mentions = extract_mentions(papers, vocabulary)
     if args.out:
@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corpus", help="corpus file")
     p.add_argument("--taxonomy", metavar="FILE", help="taxonomy YAML (default: the shipped one)")
     p.add_argument("--out", metavar="FILE", help="write the tagged papers: .csv, .tsv, .jsonl or .parquet")
-    p.add_argument("--evaluate", metavar="GOLD", help="hand labels (JSON) to score the tags against")
+    p.add_argument("--evaluate", metavar="GOLD", action="append",
+                   help="hand labels (JSON) to score the tags against (repeat to pool several files)")
     p.add_argument("--folds", type=int, metavar="K", help="with --evaluate: leave-some-out evaluation over K folds")
     p.add_argument("--examples", metavar="GOLD", help=(
         "labelled papers (JSON, as for --evaluate) whose tags also count for the papers most similar "
@@ -339,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocabulary", metavar="FILE", help="vocabulary YAML of names and cues (default: the shipped one)")
     p.add_argument("--taxonomy", metavar="FILE", help="taxonomy YAML to tag with (default: the shipped one)")
     p.add_argument("--out", metavar="FILE", help="write the mentions: .csv, .tsv, .jsonl or .parquet")
-    p.add_argument("--evaluate", metavar="GOLD", help="hand labels (JSON) to score the mentions against")
+    p.add_argument("--evaluate", metavar="GOLD", action="append",
+                   help="hand labels (JSON) to score the mentions against (repeat to pool several files)")
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("build", help="build the corpus tables, run every notebook and write the HTML site", description=(

@@ -83,3 +83,23 @@ def test_similar_evaluate_pools_several_label_files(capsys):
     both = capsys.readouterr().out
     n_one, n_both = (int(t.split("mean over ")[1].split()[0]) for t in (one, both))
     assert n_both > n_one
+
+
+def test_tag_and_methods_evaluate_pool_several_label_files(capsys):
+    from paperlib.paths import default_corpus_path, shipped_dir
+
+    labels = shipped_dir() / "labels"
+    corpus = str(default_corpus_path())
+    for command, files in (("tag", ("check2_tags.json", "check3_tags.json")),
+                           ("methods", ("methods_check2.json", "methods_check3.json"))):
+        totals = []
+        for chosen in (files[:1], files):
+            argv = [command, corpus]
+            for name in chosen:
+                argv += ["--evaluate", str(labels / name)]
+            assert main(argv) == 0
+            out = capsys.readouterr().out
+            line = next(t for t in out.splitlines() if t.startswith(("kind     accuracy", "mention recall")))
+            totals.append(int(line.split()[-1].strip("()").split("/")[-1]) if command == "methods"
+                          else int(line.split()[-1]))
+        assert totals[1] > totals[0], command

@@ -13,7 +13,7 @@ import pytest
 from paperlib import extract_methods, lineage_graph, method_counts, method_graph, tag_papers, theme_cooccurrence
 from paperlib.corpus.method_figures import (plot_lineage_network, plot_method_network, plot_method_relations,
                                             relation_summary)
-from paperlib.corpus.methods import (evaluate_mentions, extract_mentions, long_form, mention_scores, mentions,
+from paperlib.corpus.methods import (evaluate_mentions, extract_mentions, load_mention_gold, long_form, mention_scores, mentions,
                                      method_families, method_network, method_relations, shipped_mention_labels,
                                      top_methods_by_theme)
 from paperlib.corpus.vocabulary import VocabularyError, load_vocabulary, name_key, parse_vocabulary
@@ -551,6 +551,20 @@ def test_relation_cues_that_say_nothing_of_the_paper():
     assert table.set_index("name").loc["MMLU", "relation"] == "mentions"
 
 
+def test_cues_that_do_not_point_at_the_papers_own_work():
+    # a bare "with" needs a word of working with something before it
+    assert rel("Our model also works well with CoT prompting.", "CoT") == {"mentions"}
+    assert rel("Our score rises to 98% with the GPT-4 judges.", "GPT-4") == {"mentions"}
+    assert rel("Our models trained with SGD forget less.", "SGD") == {"builds-on"}
+    # "X based on ...": X is based on something, the paper is not built on X
+    assert rel("We run our method on ImageNet based on the proposed protocol.", "ImageNet") == {"mentions"}
+    assert rel("We propose a PPO based method for alignment.", "PPO") == {"builds-on"}
+    # improving a benchmark is improving a score on it; a widely used name is not one the paper uses
+    assert rel("Our method also enhances out-of-domain results on HumanEval.", "HumanEval") == {"mentions"}
+    assert rel("Our method improves Llama-3 on math.", "Llama 3") == {"builds-on"}
+    assert rel("Our model scores 73% on the widely used MathVista.", "MathVista") == {"mentions"}
+
+
 def test_broadened_relations_keep_their_sentence_as_evidence():
     table = one("Alignment matters. Our model reaches parity with ChatGPT. It is cheap.")
     row = table.set_index("name").loc["ChatGPT"]
@@ -621,10 +635,13 @@ def test_a_citation_key_is_no_name_and_an_own_short_form_is_kept():
     assert table.set_index("name").loc["PEC", "type"] == "method"
 
 
-def test_check_labels_are_apart_from_the_other_labels(corpus):
+def test_check_labels_are_apart_from_each_other_and_from_the_other_labels(corpus):
     folder = shipped_mention_labels()["development"].parent
-    check = json.loads((folder / "methods_check.json").read_text(encoding="utf-8"))
-    others = {r["title"] for path in shipped_mention_labels().values()
-              for r in json.loads(path.read_text(encoding="utf-8"))}
-    assert len(check) == 20 and all(r["title"] in set(corpus["title"]) for r in check)
-    assert not {r["title"] for r in check} & others
+    seen = {r["title"] for path in shipped_mention_labels().values()
+            for r in json.loads(path.read_text(encoding="utf-8"))}
+    for name in ("methods_check.json", "methods_check2.json", "methods_check3.json"):
+        check = load_mention_gold(folder / name)
+        titles = {r["title"] for r in check}
+        assert len(check) == len(titles) == 20 and titles <= set(corpus["title"])
+        assert not titles & seen, name
+        seen |= titles

@@ -377,3 +377,19 @@ def test_labelled_examples_add_scores_with_evidence():
     assert "general" not in extra[1]  # a multi facet's default tag is never voted for
     tagged = tag_papers(corpus, examples=scorer)
     assert any("like labelled" in e for e in tagged["evidence"][1].get("continual-learning", []))
+
+
+def test_shipped_tag_labels_are_apart_and_use_the_taxonomy_ids(corpus):
+    taxonomy = load_taxonomy()
+    ids = {f.name: set(f.tag_names) for f in taxonomy.facets}
+    seen: set[str] = set()
+    for name, size in (("dev_tags.json", 60), ("check_tags.json", 40), ("check2_tags.json", 40),
+                       ("check3_tags.json", 39)):
+        gold = load_gold(shipped_dir() / "labels" / name)
+        titles = set(gold["title"])
+        assert len(gold) == len(titles) == size and titles <= set(corpus["title"]), name
+        assert not titles & seen, name
+        seen |= titles
+        for facet, allowed in ids.items():
+            assert {t for v in gold[facet] for t in as_list(v)} <= allowed, (name, facet)
+        assert all(isinstance(k, str) for k in gold["kind"])

@@ -84,10 +84,27 @@ _LIST_SEPARATORS = frozenset({",", "and", "or", "/"})
 # Short cues reach only a name close after them ("without CoT", "than GPT-4", "over LoRA").
 _TIGHT = frozenset({"without", "than", "over", "against", "vs", "versus", "via", "like", "with"})
 _TIGHT_GAP = 2
+# A bare "with" states that the paper works with X only after a verb or noun of doing so, a few
+# words before it ("experiments with Llama-3", "finetuning GPT-4 with a GPT-2-level supervisor",
+# "instantiate our framework with GRPO"); "works well with CoT" or "a rise with the MAS-Implemented
+# LLMs" say nothing of the kind.
+_WITH_GOVERNORS = frozenset({
+    "experiment", "experiments", "experimenting", "experimented", "train", "trains", "training", "trained",
+    "finetune", "finetunes", "finetuning", "finetuned", "fine-tune", "fine-tunes", "fine-tuning", "fine-tuned",
+    "pretrain", "pretraining", "pretrained", "pre-train", "pre-training", "pre-trained", "instantiate",
+    "instantiates", "instantiated", "instantiating", "demonstrate", "demonstrates", "demonstrated",
+    "evaluate", "evaluates", "evaluated", "evaluating", "initialize", "initializes", "initialized",
+    "implement", "implements", "implemented", "implementing", "equip", "equips", "equipped", "combine",
+    "combines", "combined", "combining", "integrate", "integrates", "integrated", "integrating", "use",
+    "uses", "using", "used", "apply", "applies", "applying", "applied", "run", "runs", "running"})
+_GOVERNOR_GAP = 8
 # Cues that relate only some types: "with X" states a relation to a method or model the paper
 # works with ("demonstrated with ResNets"), not to a benchmark ("experiments with MMLU").
 _MAKING_CUES = frozenset({"introduce", "introduces", "introducing"})
-_CUE_TYPES = {"with": {"method", "model", "tool", UNKNOWN}}
+# Nor does "enhances X" or "improves X" build on a benchmark or metric: it improves a score on it.
+_MADE_BY = frozenset({"method", "model", "tool", UNKNOWN})
+_CUE_TYPES = {cue: _MADE_BY for cue in ("with", "enhance", "enhances", "enhancing", "improve", "improves",
+                                         "improving")}
 # Types a paper builds on, replaces or compares with; a benchmark or metric can only be built on.
 _RELATED_TYPES = {"builds-on": None, "replaces": {"method", "model", "tool", UNKNOWN},
                   "compares": {"method", "model", "tool", UNKNOWN}}
@@ -507,6 +524,23 @@ class _CueIndex:
         self.endings = [(e, label) for label, es in vocab.endings for e in es]
 
 
+def _governed(words: list[str], marks: list[bool], j: int) -> bool:
+    """Whether the "with" at token j follows, within a few words of its clause (names and list
+    words cost nothing), a word of working with something (`_WITH_GOVERNORS`)."""
+    count = 0
+    for k in range(j - 1, -1, -1):
+        w = words[k]
+        if w in _WITH_GOVERNORS:
+            return True
+        if w in _CLAUSE_BREAKS and w != "it":  # "we demonstrate it with ResNets"
+            return False
+        if not marks[k] and w not in _LIST_WORDS:
+            count += 1
+            if count > _GOVERNOR_GAP:
+                return False
+    return False
+
+
 def _walk_back(words: list[str], marks: list[bool], i: int, tables, gap: int, unless=None, breaks=frozenset(),
                capitals=None):
     """The nearest cue before token i: (label, phrase) or None. Names (marks), capitalised words
@@ -527,6 +561,8 @@ def _walk_back(words: list[str], marks: list[bool], i: int, tables, gap: int, un
                     if unless and j - n >= 0 and words[j - n] in unless.get(label, ()):
                         continue
                     if n == 1 and w in _TIGHT and count > _TIGHT_GAP:
+                        continue
+                    if phrase == ("with",) and not _governed(words, marks, j):
                         continue
                     return label, " ".join(phrase)
         if w in _LIST_WORDS:
@@ -705,9 +741,8 @@ class _Extractor:
                 i0, i1 = first_tok.get(id(o), (0, 0))
                 after = text[o.end:o.end + 40]
                 tail = re.match(r"-([a-z]+)", after)
-                next_word = words[i1 + 1] if i1 + 1 < len(words) else ""
-                if next_word == ")" and i1 + 2 < len(words):
-                    next_word = words[i1 + 2]
+                nxt = i1 + 2 if i1 + 2 < len(words) and words[i1 + 1] == ")" else i1 + 1
+                next_word, word_after = (words[nxt:nxt + 2] + ["", ""])[:2]
                 # relation
                 if name_key(o.name) in own_keys:
                     o.relation, o.cue = INTRODUCES, "its own name" if k else "named in its title"
@@ -715,7 +750,9 @@ class _Extractor:
                     hit = None
                     if tail and tail.group(1) in cues.relation_after:
                         hit = cues.relation_after[tail.group(1)], "-" + tail.group(1)
-                    elif next_word in cues.relation_after and not tail:
+                    elif next_word in cues.relation_after and not tail and not (
+                            next_word == "based" and word_after in ("on", "upon")):
+                        # "X based on the protocol": X is what is based on something, not the paper on X
                         hit = cues.relation_after[next_word], next_word
                     if hit is None:
                         tables = [cues.relation_before] + ([cues.relation_own] if own else [])
