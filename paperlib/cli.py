@@ -53,7 +53,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
     taxonomy = load_taxonomy(args.taxonomy)
     gold = pd.concat([load_gold(f) for f in args.evaluate], ignore_index=True) if args.evaluate else None
-    examples = load_gold(args.examples) if args.examples else None
+    examples = pd.concat([load_gold(f) for f in args.examples], ignore_index=True) if args.examples else None
     if args.folds and gold is None:
         raise ValueError("--folds needs --evaluate GOLD (the labels to cut into folds)")
     papers = load_corpus(args.corpus)
@@ -286,9 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate", metavar="GOLD", action="append",
                    help="hand labels (JSON) to score the tags against (repeat to pool several files)")
     p.add_argument("--folds", type=int, metavar="K", help="with --evaluate: leave-some-out evaluation over K folds")
-    p.add_argument("--examples", metavar="GOLD", help=(
+    p.add_argument("--examples", metavar="GOLD", action="append", help=(
         "labelled papers (JSON, as for --evaluate) whose tags also count for the papers most similar "
-        "to them; a paper is never its own example, and with --folds the fold left out is left out here too"))
+        "to them; a paper is never its own example, and with --folds the fold left out is left out here too "
+        "(repeat to pool several files)"))
     p.add_argument("--encoder", choices=["tfidf", "minilm"], default="tfidf",
                    help="how --examples measures similarity: TF-IDF (default) or MiniLM embeddings "
                         "(needs the embeddings extra)")
