@@ -29,6 +29,7 @@ _EXPORTS = {
     "extract_methods": "corpus.methods", "lineage_graph": "corpus.methods", "method_counts": "corpus.methods",
     "method_graph": "corpus.methods", "theme_cooccurrence": "corpus.methods",
     "extract_mentions": "corpus.methods", "method_network": "corpus.methods", "evaluate_mentions": "corpus.methods",
+    "labels_as_mentions": "corpus.methods",
     "load_vocabulary": "corpus.vocabulary", "VocabularyError": "corpus.vocabulary",
     "extract_claims": "corpus.claims",
     "plan_sessions": "corpus.sessions",
@@ -61,7 +62,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from paperlib.experiments.datasets import load_dataset
     from paperlib.errors import CorpusFormatError, DatasetError, TaxonomyError
     from paperlib.corpus.methods import extract_methods, lineage_graph, method_counts, method_graph, theme_cooccurrence
-    from paperlib.corpus.methods import evaluate_mentions, extract_mentions, method_network
+    from paperlib.corpus.methods import evaluate_mentions, extract_mentions, labels_as_mentions, method_network
     from paperlib.corpus.vocabulary import VocabularyError, load_vocabulary
     from paperlib.paths import data_home, default_corpus_path, default_taxonomy_path
     from paperlib.corpus.sessions import plan_sessions

@@ -13,9 +13,9 @@ import pytest
 from paperlib import extract_methods, lineage_graph, method_counts, method_graph, tag_papers, theme_cooccurrence
 from paperlib.corpus.method_figures import (plot_lineage_network, plot_method_network, plot_method_relations,
                                             relation_summary)
-from paperlib.corpus.methods import (evaluate_mentions, extract_mentions, load_mention_gold, long_form, mention_scores, mentions,
-                                     method_families, method_network, method_relations, shipped_mention_labels,
-                                     top_methods_by_theme)
+from paperlib.corpus.methods import (evaluate_mentions, extract_mentions, labels_as_mentions, load_mention_gold,
+                                     long_form, mention_scores, mentions, method_families, method_network,
+                                     method_relations, shipped_mention_labels, top_methods_by_theme)
 from paperlib.corpus.vocabulary import VocabularyError, load_vocabulary, name_key, parse_vocabulary
 
 INJECTION = "<img src=x onerror=alert(1)>"
@@ -646,3 +646,16 @@ def test_check_labels_are_apart_from_each_other_and_from_the_other_labels(corpus
         assert len(check) == len(titles) == size and titles <= set(corpus["title"])
         assert not titles & seen, name
         seen |= titles
+
+
+def test_labels_as_mentions_scores_one_annotator_against_another(corpus):
+    gold = shipped_mention_labels()["development"]
+    itself = evaluate_mentions(corpus, gold, labels_as_mentions(corpus, gold)).set_index("metric")["value"]
+    assert (itself == 1.0).all()
+    second = gold.parent / "methods_gold_second.json"
+    other = evaluate_mentions(corpus, gold, labels_as_mentions(corpus, second)).set_index("metric")
+    assert set(load_mention_gold(second)[0]) == {"title", "mentions"}
+    assert 0.5 < other.loc["mention precision", "value"] < 1.0
+    assert other.loc["mention precision", "total"] == sum(len(r["mentions"]) for r in load_mention_gold(second))
+    with pytest.raises(ValueError, match="not among the papers"):
+        labels_as_mentions(corpus.iloc[:3], gold)

@@ -384,7 +384,8 @@ def test_shipped_tag_labels_are_apart_and_use_the_taxonomy_ids(corpus):
     ids = {f.name: set(f.tag_names) for f in taxonomy.facets}
     seen: set[str] = set()
     for name, size in (("dev_tags.json", 60), ("check_tags.json", 40), ("check2_tags.json", 40),
-                       ("check3_tags.json", 39), ("check4_tags.json", 39)):
+                       ("check3_tags.json", 39), ("check4_tags.json", 39),
+                       ("check5_tags.json", 39)):
         gold = load_gold(shipped_dir() / "labels" / name)
         titles = set(gold["title"])
         assert len(gold) == len(titles) == size and titles <= set(corpus["title"]), name
@@ -393,5 +394,6 @@ def test_shipped_tag_labels_are_apart_and_use_the_taxonomy_ids(corpus):
         for facet, allowed in ids.items():
             assert {t for v in gold[facet] for t in as_list(v)} <= allowed, (name, facet)
         assert all(isinstance(k, str) for k in gold["kind"])
+    assert len(seen) == len(corpus)  # every corpus paper is labelled once
     second = load_gold(shipped_dir() / "labels" / "dev_tags_second.json")
     assert sorted(second["title"]) == sorted(load_gold(DEV)["title"])

@@ -1327,6 +1327,26 @@ def evaluate_mentions(papers: pd.DataFrame, gold, mentions_table: pd.DataFrame |
     return out
 
 
+def labels_as_mentions(papers: pd.DataFrame, gold) -> pd.DataFrame:
+    """Hand labels in the shape of an `extract_mentions` table (one row per paper, name and
+    relation; each spelling of a name a `surface`), so that `evaluate_mentions(papers, A,
+    labels_as_mentions(papers, B))` scores one annotator against another."""
+    if isinstance(gold, (str, Path)):
+        gold = load_mention_gold(gold)
+    by_title = {normalise_title(t): pid for t, pid in zip(papers["title"], papers["paper_id"])}
+    rows = []
+    for g in gold:
+        pid = by_title.get(normalise_title(g["title"]))
+        if pid is None:
+            raise ValueError(f"labelled paper {g['title']!r} is not among the papers")
+        for m in g["mentions"]:
+            for rel in as_list(m.get("relations", [MENTIONS])):
+                for surface in [m["name"], *as_list(m.get("also", []))]:
+                    rows.append(dict(paper_id=pid, name=m["name"], type=m["type"], relation=rel, cue="",
+                                     sentence="", surface=surface, source="label"))
+    return pd.DataFrame(rows, columns=MENTION_COLUMNS)
+
+
 def shipped_mention_labels() -> dict[str, Path]:
     """The hand labels shipped with the corpus: "development" (the papers read while the vocabulary
     and cues were written) and "held-out" (labelled after they were fixed)."""
