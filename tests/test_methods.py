@@ -586,6 +586,11 @@ def test_broadened_relations_keep_their_sentence_as_evidence():
      "Interactive Agent Foundation Model"),  # a capitalised phrase its title names
     ("Skills", "We call this approach SkillNet and test it on robots.", "SkillNet"),
     ("Skills", "A method dubbed Zorblax lets agents act.", None),  # not the paper's own: no "we" or "our"
+    ("A Unified Framework", "This paper introduces Pairwise-RL, a framework for reward models.", "Pairwise-RL"),
+    ("Robots", "We argue that replay is slow and propose HyperCRL, a method that learns fast.", "HyperCRL"),
+    ("Task Prediction", "We call the new method TPL (Task-id Prediction based on Likelihood Ratio).", "TPL"),
+    ("Generative Pre-Trained Diffusion Paradigm for Forecasting",
+     "We explore the Generative Pre-trained Diffusion (GPD) paradigm for forecasting.", "GPD"),  # title starts with it
 ])
 def test_more_ways_a_paper_introduces_a_name(title, abstract, name):
     table = one(abstract, title)

@@ -126,8 +126,8 @@ _MAKER = r"(?:[Ww]e|[Tt]his (?:paper|work|study|article))"
 _INTRO_PATTERNS = [
     re.compile(rf"(?<!been )(?<!be )(?<!is )(?<!are )(?<!was )(?<!were )(?<!so-)(?<!often )(?<!also )(?<!commonly )"
                rf"\b(?:called|named|dubbed|termed|coined|[Ww]e call|[Ww]e dub|[Ww]e name|[Ww]e term)"
-               rf"(?:\s+(?:it|this|them|this \w+|our \w+|the \w+|our \w+ \w+))?(?:\s+as)?\s+(?:{_QUOTED}|({_MULTI_NAME}))"),
-    re.compile(rf"\b{_MAKER} (?:propose|introduce|present|develop|release|design|build)s?\s+(?:the\s+)?"
+               rf"(?:\s+(?:it|this|them|this \w+|our \w+|the \w+|our \w+ \w+|the \w+ \w+))?(?:\s+as)?\s+(?:{_QUOTED}|({_MULTI_NAME}))"),
+    re.compile(rf"\b(?:{_MAKER}|and) (?:propose|introduce|present|develop|release|design|build)s?\s+(?:the\s+)?"
                r"([A-Za-z][\w-]*[A-Z0-9][\w-]*|[A-Z][a-z][\w-]*)(?=\s*[,(:]|\s+(?:a|an|which|that)\b)"),
     re.compile(r"\b[Oo]ur (?:proposed |new |novel )?(?:approach|method|framework|model|algorithm|system|benchmark|"
                rf"dataset|agent),\s+({_MULTI_NAME})"),
@@ -314,11 +314,15 @@ def intro_names(text: str) -> list[str]:
 
 def _titled(title: str, long: str, short: str) -> bool:
     """Whether a title names the method `long` stands for: as its head ("Iterative Data Smoothing:
-    ..."), after with / via / through / using / by ("... with Metagradient Descent"), or with the
-    short form in parentheses ("... Adaptive Weights (CLAW)")."""
+    ..."), at its start ("Generative Pre-Trained Diffusion Paradigm for ..."), after with / via /
+    through / using / by ("... with Metagradient Descent"), or with the short form in parentheses
+    ("... Adaptive Weights (CLAW)")."""
     key = name_key(long)
     if name_key(_title_head(title)) == key or re.search(r"\(\s*" + re.escape(short) + r"\s*\)", title):
         return True
+    words = re.findall(r"\w+", long.lower())
+    if len(long.split()) >= 3 and re.findall(r"\w+", title.lower())[:len(words)] == words:
+        return True  # "Generative Pre-Trained Diffusion Paradigm for ..." introduces GPD
     for m in re.finditer(r"\b(?:with|via|through|using|by)\s+(.+)$", title, re.I):
         if name_key(m.group(1)).startswith(key):
             return True
@@ -433,7 +437,7 @@ def _first_pass(papers: pd.DataFrame, vocab: Vocabulary) -> tuple[list[_Paper], 
             short = next((k for k, v in p.defs.items() if name_key(v) == name_key(name)), None)
             name = short or name
             term = vocab.term(name)
-            if vocab.is_generic(name):
+            if vocab.is_generic(name, compound=False):  # "introduces Pairwise-RL, a ...": a name, whatever RL is
                 continue
             if term is None:
                 names.append(name)

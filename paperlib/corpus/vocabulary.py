@@ -145,11 +145,13 @@ class Vocabulary:
     def _generic_keys(self) -> frozenset:
         return frozenset(name_key(g) for g in self.generic)
 
-    def is_generic(self, name: str) -> bool:
-        """Whether `name` is a field or kind of thing (any case; "human-AI", "non-IID" too:
-        a compound whose only name-like parts are generic)."""
+    def is_generic(self, name: str, *, compound: bool = True) -> bool:
+        """Whether `name` is a field or kind of thing (any case; with `compound`, "human-AI" and
+        "non-IID" too: a compound whose only name-like parts are generic)."""
         if name_key(name) in self._generic_keys:
             return True
+        if not compound:
+            return False
         parts = [p for p in re.split(r"[-\s]+", name) if p]
         named = [p for p in parts if any(c.isupper() for c in p[1:]) or (p[:1].isupper() and any(c.isdigit() for c in p))]
         return len(parts) > 1 and bool(named) and all(name_key(p) in self._generic_keys for p in named)
