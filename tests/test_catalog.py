@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from paperlib.experiments.catalog import EXPERIMENTS, notebook_config, notebook_units, verify
+from paperlib.experiments.catalog import EXPERIMENTS, exercise_configs, notebook_config, notebook_units, verify
 from paperlib.paths import notebooks_dir
 
 
@@ -55,3 +55,12 @@ def test_verify_reports_a_stale_and_a_missing_unit(tmp_path):
     table = verify(tmp_path)
     assert unit.key in set(table.loc[table["status"] == "stale", "key"])
     assert len(table[table["status"] == "missing"]) > 100  # an empty layer lacks every default run
+
+
+def test_an_exercise_override_of_a_nested_config_keeps_its_other_fields():
+    for quick in (False, True):
+        base = notebook_config("30_distillation", quick=quick)
+        (variant,) = exercise_configs("30_distillation", quick=quick)
+        assert variant.w2s.weak_train_size == 1000
+        assert variant.w2s.strong_steps == base.w2s.strong_steps and variant.kd == base.kd
+    assert notebook_config("30_distillation", quick=True).w2s.strong_steps < notebook_config("30_distillation").w2s.strong_steps

@@ -5,8 +5,8 @@ A notebook's defaults build exactly `Config()` of its experiment and `quick=True
 `Config.quick()` (the tests check both), so the build can look up or compute a notebook's units
 before the notebook runs, and `verify` can say whether the shipped results still match the code.
 A theme's `EXERCISES` lists the settings its exercise solutions change (each a dict of Config
-fields, applied to the notebook's config with `dataclasses.replace`): their runs are shipped and
-precomputed like the notebook's own.
+fields, applied to the notebook's config with `dataclasses.replace`; a dict value changes some
+fields of a nested config): their runs are shipped and precomputed like the notebook's own.
 """
 from __future__ import annotations
 
@@ -47,12 +47,20 @@ def notebook_config(notebook: str, *, quick: bool = False):
     return module.Config.quick() if quick else module.Config()
 
 
+def _override(config, overrides: dict):
+    """`config` with some fields replaced; a dict value changes only those fields of a nested
+    config ({"w2s": {"weak_train_size": 1000}} keeps the rest of `config.w2s`, quick or not)."""
+    return dataclasses.replace(config, **{
+        k: _override(getattr(config, k), v) if isinstance(v, dict) and dataclasses.is_dataclass(getattr(config, k))
+        else v for k, v in overrides.items()})
+
+
 def exercise_configs(notebook: str, *, quick: bool = False) -> list:
     """The configs the notebook's exercise solutions run: its config with each of the theme's
     `EXERCISES` overrides."""
     module = experiment_module(EXPERIMENTS[notebook])
     base = notebook_config(notebook, quick=quick)
-    return [dataclasses.replace(base, **overrides) for overrides in getattr(module, "EXERCISES", ())]
+    return [_override(base, overrides) for overrides in getattr(module, "EXERCISES", ())]
 
 
 def notebook_units(notebook: str, *, quick: bool = False, device: str = "auto") -> list[Unit]:
