@@ -645,7 +645,7 @@ def test_check_labels_are_apart_from_each_other_and_from_the_other_labels(corpus
     seen = {r["title"] for path in shipped_mention_labels().values()
             for r in json.loads(path.read_text(encoding="utf-8"))}
     for name, size in (("methods_check.json", 20), ("methods_check2.json", 20), ("methods_check3.json", 20),
-                       ("methods_check4.json", 30)):
+                       ("methods_check4.json", 30), ("methods_check5.json", 30)):
         check = load_mention_gold(folder / name)
         titles = {r["title"] for r in check}
         assert len(check) == len(titles) == size and titles <= set(corpus["title"])
