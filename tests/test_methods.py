@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from paperlib import extract_methods, lineage_graph, method_counts, method_graph, tag_papers, theme_cooccurrence
+from paperlib.corpus.formats import latex_accents
 from paperlib.corpus.method_figures import (plot_lineage_network, plot_method_network, plot_method_relations,
                                             relation_summary)
 from paperlib.corpus.methods import (evaluate_mentions, extract_mentions, labels_as_mentions, load_mention_gold,
@@ -219,7 +220,8 @@ def test_corpus_mentions_are_typed_and_carry_evidence(corpus, corpus_mentions):
     assert set(m["type"]) <= {"method", "model", "benchmark", "metric", "tool", "unknown"}
     assert set(m["relation"]) == {"introduces", "builds-on", "replaces", "compares", "mentions"}
     assert (m["sentence"].str.len() > 0).all()
-    flat = lambda text: " ".join(re.sub(r"https?://\S+|www\.\S+", " ", text).split())
+    # the sentence as written, LaTeX accents shown as the letters they make
+    flat = lambda text: " ".join(re.sub(r"https?://\S+|www\.\S+", " ", latex_accents(text)).split())
     abstracts = {p: flat(t + " " + a) for p, t, a in zip(corpus["paper_id"], corpus["title"], corpus["abstract"])}
     assert all(s in abstracts[p] for p, s in zip(m["paper_id"], m["sentence"]))
     assert not m.duplicated(["paper_id", "name", "relation"]).any()
@@ -664,3 +666,9 @@ def test_labels_as_mentions_scores_one_annotator_against_another(corpus):
     assert other.loc["mention precision", "total"] == sum(len(r["mentions"]) for r in load_mention_gold(second))
     with pytest.raises(ValueError, match="not among the papers"):
         labels_as_mentions(corpus.iloc[:3], gold)
+
+
+def test_a_latex_accent_does_not_cut_a_name():
+    table = one(r'We introduce T\"ULU 3, a family of open models.', "TÜLU 3: Open Post-Training")
+    assert "ULU" not in set(table["name"])
+    assert table.loc[table["relation"] == "introduces", "surface"].tolist() == ["TÜLU 3"]

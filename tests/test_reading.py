@@ -10,7 +10,7 @@ import pytest
 import paperlib
 from paperlib.cli import main
 from paperlib.corpus.bibtex import bibtex_comment, bibtex_escape, to_bibtex
-from paperlib.corpus.formats import clean_latex
+from paperlib.corpus.formats import clean_latex, latex_accents
 from paperlib.corpus.sessions import plan_sessions
 from paperlib.site.explorer import reading_list_markdown
 from paperlib.site.reading import export_reading_list, markdown_entry, markdown_header, reading_list
@@ -308,3 +308,8 @@ def test_cli_reading_list_formats_and_errors(corpus_file, capsys):
     assert "no paper matches" in capsys.readouterr().err
     assert main(["reading-list", str(corpus_file), "--format", "csv"]) == 0
     assert len(pd.read_csv(io.StringIO(capsys.readouterr().out))) == 4
+
+
+def test_latex_accents_alone_become_unicode():
+    assert latex_accents(r'we introduce T\"ULU 3 and {\'e}t\'e, 50\% of {braces}') == "we introduce TÜLU 3 and {é}té, 50\\% of {braces}"
+    assert latex_accents("no commands here") == "no commands here"

@@ -357,20 +357,26 @@ _LITERALS = {"textbackslash": "\\", "textasciitilde": "~", "textasciicircum": "^
 _PLACEHOLDER = {ch: chr(0xE000 + i) for i, ch in enumerate(_LITERALS.values())}  # private-use characters
 
 
+def _accent(m: re.Match) -> str:
+    base = (m.group(2) or m.group(3)).lstrip("\\")
+    return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
+
+
+def latex_accents(value: str) -> str:
+    """Only the LaTeX accents of a text as Unicode (`T\\"ULU` -> TÜLU), the rest as it is: for
+    plain-text abstracts that carry a few of them."""
+    return _ACCENT_CMD.sub(_accent, value) if "\\" in value else value
+
+
 def clean_latex(value: str) -> str:
     """Turn BibTeX field text into plain Unicode: accents, escapes and protective braces removed;
     `\\{`, `\\}`, `\\textbackslash{}`, `\\textasciitilde{}` and `\\textasciicircum{}` give the character."""
     if not any(mark in value for mark in _LATEX_MARKS):
         return " ".join(value.split())
-    def accent(m: re.Match) -> str:
-        base = (m.group(2) or m.group(3)).lstrip("\\")
-        base = {"i": "i", "j": "j"}.get(base, base)
-        return unicodedata.normalize("NFC", base + _ACCENTS[m.group(1)])
-
     held = any(p in value for p in _PLACEHOLDER.values())  # text that already holds them is left as it was
     if not held:
         value = _LITERAL_CMD.sub(lambda m: _PLACEHOLDER[_LITERALS[m.group(1) or m.group(2)]], value)
-    value = _ACCENT_CMD.sub(accent, value)
+    value = _ACCENT_CMD.sub(_accent, value)
     value = _LETTER_CMD.sub(lambda m: _LETTERS[m.group(1)], value)
     value = _FORMAT_CMD.sub("", value)
     for src, dst in _SIMPLE_ESCAPES.items():

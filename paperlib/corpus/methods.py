@@ -35,6 +35,7 @@ import networkx as nx
 import pandas as pd
 
 from paperlib.corpus.files import read_json_labels
+from paperlib.corpus.formats import latex_accents
 from paperlib.corpus.reader import extract_acronym, normalise_title
 from paperlib.corpus.tagging import as_list
 from paperlib.corpus.taxonomy import load_taxonomy
@@ -369,7 +370,7 @@ def _first_pass(papers: pd.DataFrame, vocab: Vocabulary) -> tuple[list[_Paper], 
     for pid, title, abstract, acr, kind in zip(papers["paper_id"].tolist(), papers["title"].tolist(),
                                                papers["abstract"].tolist(), acronyms, kinds):
         title = title if isinstance(title, str) else ""
-        abstract = _URL.sub(lambda m: " " * len(m.group(0)), abstract) if isinstance(abstract, str) else ""
+        abstract = latex_accents(_URL.sub(lambda m: " " * len(m.group(0)), abstract)) if isinstance(abstract, str) else ""
         p = _Paper(pid, title, abstract, kind if isinstance(kind, str) else "", text=f"{title}\n{abstract}")
         p.defs = definitions(abstract)
         p.kinds = {k: long for short, long in p.defs.items() if vocab.is_kind(long)
