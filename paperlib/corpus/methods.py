@@ -99,10 +99,10 @@ _WITH_GOVERNORS = frozenset({
     "combines", "combined", "combining", "integrate", "integrates", "integrated", "integrating", "use",
     "uses", "using", "used", "apply", "applies", "applying", "applied", "run", "runs", "running"})
 _GOVERNOR_GAP = 8
-# Cues that relate only some types: "with X" states a relation to a method or model the paper
-# works with ("demonstrated with ResNets"), not to a benchmark ("experiments with MMLU").
 _MAKING_CUES = frozenset({"introduce", "introduces", "introducing"})
-# Nor does "enhances X" or "improves X" build on a benchmark or metric: it improves a score on it.
+# Cues that relate only some types: "with X" states a relation to a method or model the paper
+# works with ("demonstrated with ResNets"), not to a benchmark ("experiments with MMLU"); nor does
+# "enhances X" or "improves X" build on a benchmark or metric: it improves a score on it.
 _MADE_BY = frozenset({"method", "model", "tool", UNKNOWN})
 _CUE_TYPES = {cue: _MADE_BY for cue in ("with", "enhance", "enhances", "enhancing", "improve", "improves",
                                          "improving")}
