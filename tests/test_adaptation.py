@@ -354,3 +354,22 @@ def test_results_tables_findings_and_figures():
                 figures.plot_spectrum(res["singular_values"], res["adaptation"]),
                 figures.plot_cost(res["cost"], res["adaptation"])):
         assert len(fig.data) > 0
+
+
+def test_unit_keys_record_the_texts_this_machine_reads(tmp_path, monkeypatch):
+    config = ad.Config.quick()
+    keys = [u.key for u in ad.units(config)]
+    modules = tuple(config.python_modules)
+    for name in modules:  # the same standard library, one module changed
+        text = (ad.stdlib_folder() / f"{name}.py").read_text(encoding="utf-8")
+        (tmp_path / f"{name}.py").write_text(text + ("\n# another Python\n" if name == modules[0] else ""),
+                                             encoding="utf-8")
+    unit = ad.units(config)[0]
+    ad.texts_fingerprint.cache_clear()
+    monkeypatch.setattr(ad, "stdlib_folder", lambda: tmp_path)
+    try:
+        assert all(a != b for a, b in zip(keys, [u.key for u in ad.units(config)]))
+        with pytest.raises(ValueError, match="another Python version"):
+            ad.compute_unit(unit.config, unit.seed)
+    finally:
+        ad.texts_fingerprint.cache_clear()

@@ -28,6 +28,7 @@ at the end of fine-tuning; the claims use the test split at that rate.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import sysconfig
 import time
@@ -120,6 +121,17 @@ def python_documents(modules: Sequence[str]) -> list[str]:
 def abstract_documents() -> list[str]:
     """The shipped corpus file as one plain-text document (titles and abstracts, one per line)."""
     return [default_corpus_path().read_text(encoding="utf-8")]
+
+
+@functools.lru_cache(maxsize=8)
+def texts_fingerprint(python_modules: tuple[str, ...]) -> str:
+    """A hash of the texts the runs read from this machine (the corpus file and the chosen modules of
+    the running Python's standard library, which change between Python versions): a unit's key
+    records it, so runs on other texts are never taken for these."""
+    digest = hashlib.sha256()
+    for doc in abstract_documents() + python_documents(python_modules):
+        digest.update(doc.encode("utf-8") + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def cut_pieces(documents: Sequence[str], min_chars: int) -> list[str]:
@@ -328,7 +340,7 @@ _FINETUNE_FIELDS = ("finetune_steps", "lora_alpha_per_rank", "eval_every", "earl
 
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """Per seed: the pre-training unit, then full fine-tuning and LoRA at each rank, at each rate."""
-    base = {f: getattr(config, f) for f in _PRETRAIN_FIELDS}
+    base = {f: getattr(config, f) for f in _PRETRAIN_FIELDS} | {"texts": texts_fingerprint(tuple(config.python_modules))}
     tune = {**base, **{f: getattr(config, f) for f in _FINETUNE_FIELDS}}
     out = []
     for seed in config.seeds:
@@ -347,7 +359,12 @@ def compute_unit(config: dict, seed: int) -> dict[str, pd.DataFrame]:
     settings = dict(config)
     method = settings.pop("method")
     rank, lr = settings.pop("rank", None), settings.pop("lr", None)
+    texts = settings.pop("texts", None)
     cfg = config_from(Config, settings)
+    here = texts_fingerprint(tuple(cfg.python_modules))
+    if texts is not None and texts != here:
+        raise ValueError(f"this unit was keyed on texts {texts} but this machine's corpus file and standard "
+                         f"library give {here} (another Python version?); compute it where its key was made")
     if method == PRETRAINED:
         return pretrained_tables(cfg, seed)
     if method in (FULL, LORA):
