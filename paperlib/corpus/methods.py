@@ -1352,20 +1352,25 @@ def labels_as_mentions(papers: pd.DataFrame, gold) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=MENTION_COLUMNS)
 
 
-def shipped_mention_labels() -> dict[str, Path]:
-    """The hand labels shipped with the corpus: "development" (the papers read while the vocabulary
-    and cues were written) and "held-out" (labelled after they were fixed)."""
+def shipped_mention_labels() -> dict[str, tuple[Path, ...]]:
+    """The hand labels shipped with the corpus, by who labelled them: "development" (the papers read
+    while the vocabulary and cues were written), "held-out" (labelled by the rules' author after
+    they were fixed) and "blind annotators" (labelled by others who saw neither rules nor output)."""
     folder = shipped_dir() / "labels"
-    return {"development": folder / "methods_gold.json", "held-out": folder / "methods_heldout.json"}
+    return {"development": (folder / "methods_gold.json",),
+            "held-out": (folder / "methods_heldout.json", folder / "methods_check.json"),
+            "blind annotators": tuple(folder / f"methods_check{k}.json" for k in (2, 3, 4, 5))}
 
 
 def mention_scores(papers: pd.DataFrame, mentions_table: pd.DataFrame | None = None, *, vocabulary=None) -> pd.DataFrame:
-    """`evaluate_mentions` against each shipped label file (papers not in `papers` left out): one
-    row per metric, one column "<labels> (correct/total)" per file, the values as text."""
+    """`evaluate_mentions` against each group of shipped labels, its files pooled (papers not in
+    `papers` left out): one row per metric, one column "<labels> (N papers)" per group, the values
+    as text "value (correct/total)"."""
     table = mentions_table if mentions_table is not None else extract_mentions(papers, vocabulary)
     out = None
-    for label, path in shipped_mention_labels().items():
-        scores = evaluate_mentions(papers, path, table, missing="skip")
+    for label, paths in shipped_mention_labels().items():
+        gold = [r for path in paths for r in load_mention_gold(path)]
+        scores = evaluate_mentions(papers, gold, table, missing="skip")
         col = [f"{v:.2f} ({c}/{t})" if t else "–" for v, c, t in zip(scores["value"], scores["correct"], scores["total"])]
         part = pd.DataFrame({"metric": scores["metric"], f"{label} ({scores.attrs['papers']} papers)": col})
         out = part if out is None else out.merge(part, on="metric")
