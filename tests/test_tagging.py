@@ -397,3 +397,18 @@ def test_shipped_tag_labels_are_apart_and_use_the_taxonomy_ids(corpus):
     assert len(seen) == len(corpus)  # every corpus paper is labelled once
     second = load_gold(shipped_dir() / "labels" / "dev_tags_second.json")
     assert sorted(second["title"]) == sorted(load_gold(DEV)["title"])
+
+
+def test_tag_scores_by_group_of_shipped_labels(corpus):
+    from paperlib.corpus.evaluation import shipped_tag_labels, tag_scores
+
+    tagged = tag_papers(corpus)
+    table = tag_scores(tagged).set_index("metric")
+    assert table.columns.tolist() == ["development (60 papers)", "held back (197 papers)"]
+    held = pd.concat([load_gold(p) for p in shipped_tag_labels()["held back"]], ignore_index=True)
+    micro = evaluate_tags(tagged, held).query("facet == 'theme' and tag == 'micro'").iloc[0]
+    assert table.loc["theme micro-F1", "held back (197 papers)"] == f"{micro['f1']:.2f}"
+    assert table.loc["kind accuracy", "development (60 papers)"] == "0.83"
+    # a corpus that holds none of the labelled papers gets dashes, not an error
+    other = tag_papers(pd.DataFrame([dict(title="Unlabelled Work", abstract="We propose a replay buffer.")]))
+    assert set(tag_scores(other).iloc[:, 1:].stack()) == {"–"}

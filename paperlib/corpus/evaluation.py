@@ -8,6 +8,7 @@
   left out say how the tagger does on papers its constants were not chosen on.
 - `neighbour_quality`: the share of each labelled paper's nearest labelled neighbours that share
   a labelled theme with it.
+- `tag_scores`: the headline figures against the shipped labels, by who labelled them.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ import pandas as pd
 
 from paperlib.corpus.reader import normalise_title
 from paperlib.corpus.relate import PaperIndex
-from paperlib.corpus.tagging import (_facet_order, add_scores, as_list, load_gold, score_papers, select_tags,
-                                     tag_papers)
+from paperlib.corpus.tagging import (_facet_order, add_scores, as_list, evaluate_tags, load_gold, score_papers,
+                                     select_tags, tag_papers)
 from paperlib.corpus.taxonomy import Taxonomy, load_taxonomy
+from paperlib.paths import shipped_dir
 
 def _gold_frame(gold) -> pd.DataFrame:
     if isinstance(gold, (str, Path)):
@@ -221,3 +223,32 @@ def neighbour_quality(papers: pd.DataFrame, gold, k: int = 10, *, similarity=Non
         out.append(dict(paper_id=papers["paper_id"].iloc[i] if "paper_id" in papers.columns else str(i),
                         title=papers["title"].iloc[i], neighbours=kk, sharing=sharing, share=sharing / kk))
     return pd.DataFrame(out, columns=["paper_id", "title", "neighbours", "sharing", "share"])
+
+
+def shipped_tag_labels() -> dict[str, tuple[Path, ...]]:
+    """The tag labels shipped with the corpus: "development" (the 60 papers read while the rules were
+    written) and "held back" (the other 197, labelled without the tagger's output in view)."""
+    folder = shipped_dir() / "labels"
+    return {"development": (folder / "dev_tags.json",),
+            "held back": tuple(folder / f"{name}_tags.json" for name in ("check", "check2", "check3", "check4", "check5"))}
+
+
+def tag_scores(tagged: pd.DataFrame, labels: dict | None = None) -> pd.DataFrame:
+    """How the tags of `tagged` agree with each group of hand labels (default: `shipped_tag_labels`),
+    counting only the labelled papers `tagged` holds: rows theme micro-F1, precision and recall,
+    kind accuracy, domain micro-F1; one column "<group> (N papers)" per group ("–" where none)."""
+    titles = {normalise_title(t) for t in tagged["title"]}
+    metrics = [("theme", "micro", "f1", "theme micro-F1"), ("theme", "micro", "precision", "theme precision"),
+               ("theme", "micro", "recall", "theme recall"), ("kind", "accuracy", "f1", "kind accuracy"),
+               ("domain", "micro", "f1", "domain micro-F1")]
+    out = pd.DataFrame({"metric": [m[3] for m in metrics]})
+    for group, paths in (labels or shipped_tag_labels()).items():
+        gold = pd.concat([_gold_frame(p) for p in paths], ignore_index=True)
+        gold = gold[[normalise_title(t) in titles for t in gold["title"]]]
+        table = evaluate_tags(tagged, gold) if len(gold) else pd.DataFrame(columns=["facet", "tag", "f1"])
+        values = []
+        for facet, tag, col, _ in metrics:
+            row = table[(table["facet"] == facet) & (table["tag"] == tag)]
+            values.append(f"{row[col].iloc[0]:.2f}" if len(row) else "–")
+        out[f"{group} ({len(gold)} papers)"] = values
+    return out
