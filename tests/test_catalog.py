@@ -63,4 +63,5 @@ def test_an_exercise_override_of_a_nested_config_keeps_its_other_fields():
         (variant,) = exercise_configs("30_distillation", quick=quick)
         assert variant.w2s.weak_train_size == 1000
         assert variant.w2s.strong_steps == base.w2s.strong_steps and variant.kd == base.kd
-    assert notebook_config("30_distillation", quick=True).w2s.strong_steps < notebook_config("30_distillation").w2s.strong_steps
+    quick, faithful = notebook_config("30_distillation", quick=True), notebook_config("30_distillation")
+    assert quick.w2s.strong_steps < faithful.w2s.strong_steps

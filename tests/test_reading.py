@@ -311,5 +311,6 @@ def test_cli_reading_list_formats_and_errors(corpus_file, capsys):
 
 
 def test_latex_accents_alone_become_unicode():
-    assert latex_accents(r'we introduce T\"ULU 3 and {\'e}t\'e, 50\% of {braces}') == "we introduce TÜLU 3 and {é}té, 50\\% of {braces}"
+    text = r'we introduce T\"ULU 3 and {\'e}t\'e, 50\% of {braces}'
+    assert latex_accents(text) == "we introduce TÜLU 3 and {é}té, 50\\% of {braces}"
     assert latex_accents("no commands here") == "no commands here"

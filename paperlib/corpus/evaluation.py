@@ -230,7 +230,7 @@ def shipped_tag_labels() -> dict[str, tuple[Path, ...]]:
     written) and "held back" (the other 197, labelled without the tagger's output in view)."""
     folder = shipped_dir() / "labels"
     return {"development": (folder / "dev_tags.json",),
-            "held back": tuple(folder / f"{name}_tags.json" for name in ("check", "check2", "check3", "check4", "check5"))}
+            "held back": tuple(folder / f"check{k}_tags.json" for k in ("", "2", "3", "4", "5"))}
 
 
 def tag_scores(tagged: pd.DataFrame, labels: dict | None = None) -> pd.DataFrame:

@@ -127,7 +127,8 @@ _MAKER = r"(?:[Ww]e|[Tt]his (?:paper|work|study|article))"
 _INTRO_PATTERNS = [
     re.compile(rf"(?<!been )(?<!be )(?<!is )(?<!are )(?<!was )(?<!were )(?<!so-)(?<!often )(?<!also )(?<!commonly )"
                rf"\b(?:called|named|dubbed|termed|coined|[Ww]e call|[Ww]e dub|[Ww]e name|[Ww]e term)"
-               rf"(?:\s+(?:it|this|them|this \w+|our \w+|the \w+|our \w+ \w+|the \w+ \w+))?(?:\s+as)?\s+(?:{_QUOTED}|({_MULTI_NAME}))"),
+               rf"(?:\s+(?:it|this|them|this \w+|our \w+|the \w+|our \w+ \w+|the \w+ \w+))?(?:\s+as)?"
+               rf"\s+(?:{_QUOTED}|({_MULTI_NAME}))"),
     re.compile(rf"\b(?:{_MAKER}|and) (?:propose|introduce|present|develop|release|design|build)s?\s+(?:the\s+)?"
                r"([A-Za-z][\w-]*[A-Z0-9][\w-]*|[A-Z][a-z][\w-]*)(?=\s*[,(:]|\s+(?:a|an|which|that)\b)"),
     re.compile(r"\b[Oo]ur (?:proposed |new |novel )?(?:approach|method|framework|model|algorithm|system|benchmark|"
@@ -370,7 +371,8 @@ def _first_pass(papers: pd.DataFrame, vocab: Vocabulary) -> tuple[list[_Paper], 
     for pid, title, abstract, acr, kind in zip(papers["paper_id"].tolist(), papers["title"].tolist(),
                                                papers["abstract"].tolist(), acronyms, kinds):
         title = title if isinstance(title, str) else ""
-        abstract = latex_accents(_URL.sub(lambda m: " " * len(m.group(0)), abstract)) if isinstance(abstract, str) else ""
+        abstract = _URL.sub(lambda m: " " * len(m.group(0)), abstract) if isinstance(abstract, str) else ""
+        abstract = latex_accents(abstract)
         p = _Paper(pid, title, abstract, kind if isinstance(kind, str) else "", text=f"{title}\n{abstract}")
         p.defs = definitions(abstract)
         p.kinds = {k: long for short, long in p.defs.items() if vocab.is_kind(long)

@@ -340,7 +340,8 @@ _FINETUNE_FIELDS = ("finetune_steps", "lora_alpha_per_rank", "eval_every", "earl
 
 def units(config: Config, *, device: str = "auto") -> list[Unit]:
     """Per seed: the pre-training unit, then full fine-tuning and LoRA at each rank, at each rate."""
-    base = {f: getattr(config, f) for f in _PRETRAIN_FIELDS} | {"texts": texts_fingerprint(tuple(config.python_modules))}
+    base = {f: getattr(config, f) for f in _PRETRAIN_FIELDS}
+    base["texts"] = texts_fingerprint(tuple(config.python_modules))
     tune = {**base, **{f: getattr(config, f) for f in _FINETUNE_FIELDS}}
     out = []
     for seed in config.seeds:
